@@ -1,0 +1,131 @@
+"""Unit tests of the small core pieces: progress protocol, settings, run store, log tail."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from vtm_tui.core import mlflow_server
+from vtm_tui.core.errors import UserError
+from vtm_tui.core.launch import normalize_gpus, parse_assignments, tail_lines
+from vtm_tui.core.progress import (MetaLine, ProgressLine, fraction_done,
+                                   numeric_metrics, parse_line)
+from vtm_tui.core.runs import RunStore
+from vtm_tui.settings import PACKAGED_CATALOG, Settings
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('VTM_PROGRESS::{"epoch": 1, "total_epochs": 2}', ProgressLine({"epoch": 1, "total_epochs": 2})),
+    ('  VTM_RUN_META::{"mlflow_run_id": "abc"}\n', MetaLine({"mlflow_run_id": "abc"})),
+    (b'VTM_PROGRESS::{"epoch": 2}', ProgressLine({"epoch": 2})),
+    ('VTM_PROGRESS::{"epoch": ', None),
+    ("VTM_PROGRESS::[1, 2]", None),
+    ('VTM_PROGRESS::{"a": 1}VTM_PROGRESS::{"a": 2}', None),
+    ("VTM_RUN_META::", None),
+    (b"VTM_PROGRESS::\xff\xfe", None),
+    ("VTM_PROGRESS::" + "[" * 100000, None),
+    ("plain text", None),
+])
+def test_parse_line(line, expected):
+    assert parse_line(line) == expected
+
+
+def test_progress_helpers():
+    data = {"epoch": 2, "total_epochs": 4, "val_accuracy": 0.5, "flag": True, "bad": float("nan"), "name": "x"}
+    assert numeric_metrics(data) == {"val_accuracy": 0.5}
+    assert fraction_done(data) == 0.5
+    assert fraction_done({"epoch": 2, "total_epochs": 4, "step": 5, "total_steps": 10}) == 0.375
+    assert fraction_done({"epoch": 9, "total_epochs": 4}) == 1.0
+    assert fraction_done({"epoch": 1}) is None
+    assert fraction_done({"epoch": "1", "total_epochs": 2}) is None
+
+
+def test_settings_precedence_env_over_dotenv_over_defaults(tmp_path):
+    (tmp_path / ".env").write_text(
+        "# comment\nexport VTM_HOME=from-dotenv\nTRAINING_CATALOG_PATH='cat.yaml'\n"
+        'MLFLOW_TRACKING_URI="http://dotenv:1"\nVTM_MLFLOW_PORT=6001\n')
+    settings = Settings.load(cwd=tmp_path, environ={"MLFLOW_TRACKING_URI": "http://env:2"})
+    assert settings.home == tmp_path / "from-dotenv"
+    assert settings.catalog_path == tmp_path / "cat.yaml"
+    assert settings.tracking_uri == "http://env:2"
+    assert settings.mlflow_port == 6001
+
+
+def test_settings_defaults(tmp_path):
+    settings = Settings.load(cwd=tmp_path, environ={})
+    assert settings.home == tmp_path / ".vtm"
+    assert settings.catalog_path == PACKAGED_CATALOG  # no ./catalog.yaml here: the shipped one
+    assert settings.embedded_tracking and settings.effective_tracking_uri == "http://127.0.0.1:5001"
+    (tmp_path / "catalog.yaml").write_text("tasks: []\n")
+    assert Settings.load(cwd=tmp_path, environ={}).catalog_path == tmp_path / "catalog.yaml"
+    with pytest.raises(UserError, match="VTM_MLFLOW_PORT"):
+        Settings.load(cwd=tmp_path, environ={"VTM_MLFLOW_PORT": "http"})
+
+
+def test_store_finish_is_first_writer_wins_and_concurrent_creates(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    ids = []
+
+    def create():
+        for _ in range(20):
+            ids.append(store.create(task="t", argv=["x"], env={}, field_values={}, cwd=".",
+                                    runs_dir=tmp_path / "runs").id)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(ids) == list(range(1, 81))
+    assert store.finish(1, "succeeded", exit_code=0)
+    assert not store.finish(1, "lost")
+    assert store.get(1).status == "succeeded"
+    store.save_progress(2, {"epoch": 2}, {1.0: {"epoch": 1, "a": 1}, 2.0: {"epoch": 2, "a": 2}})
+    store.save_progress(2, {"epoch": 2, "a": 3}, {2.0: {"epoch": 2, "a": 3}})
+    assert store.points(2) == [{"epoch": 1, "a": 1}, {"epoch": 2, "a": 3}]
+    assert [run.id for run in store.list(3)] == [80, 79, 78]
+
+
+def test_tail_lines_reads_only_the_end(tmp_path):
+    log = tmp_path / "log"
+    log.write_bytes(b"".join(b"line %d\n" % i for i in range(100000)))
+    assert tail_lines(log, 3) == ["line 99997", "line 99998", "line 99999"]
+    assert len(tail_lines(log, 0, max_bytes=1000)) < 200
+    assert tail_lines(tmp_path / "missing") == []
+
+
+def test_assignments_and_gpus():
+    assert parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
+    with pytest.raises(UserError):
+        parse_assignments(["novalue"])
+    assert normalize_gpus(" 0, 1 ") == "0,1"
+    assert normalize_gpus("cpu") == ""
+    assert normalize_gpus(None) is None
+    with pytest.raises(UserError):
+        normalize_gpus("gpu0")
+
+
+def test_port_taken_by_a_stranger_is_an_error_naming_the_port_and_is_left_alone(tmp_path):
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        settings = Settings.load(cwd=tmp_path, environ={"VTM_HOME": str(tmp_path / "h"),
+                                                        "VTM_MLFLOW_PORT": str(port)})
+        with pytest.raises(mlflow_server.PortInUse, match=f"port {port} .* not vtm's MLflow server"):
+            mlflow_server.up(settings)
+        state = mlflow_server.status(settings)
+        assert state.state == "down" and "another program" in state.message
+        assert not mlflow_server.down(settings)
+        stranger.settimeout(2)
+        client = socket.create_connection(("127.0.0.1", port))  # still listening, untouched
+        client.close()
+
+
+def test_embedded_server_is_reused_not_restarted(embedded_server):
+    before = mlflow_server.status(embedded_server.settings)
+    assert before.state == "up" and before.managed
+    again = mlflow_server.up(embedded_server.settings)
+    assert again.pid == before.pid
+    assert mlflow_server.healthy(embedded_server.uri)

@@ -1,0 +1,1 @@
+"""vtm core: pure Python, usable without the UI. Never imports textual."""

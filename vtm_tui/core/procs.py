@@ -1,0 +1,93 @@
+"""Process helpers: detached spawning, liveness checks that survive PID reuse, group signals."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Runs in a throwaway interpreter: starts the real program in its own session and exits at once,
+# so the program is re-parented to init and never lingers as a zombie of whoever launched it.
+_TRAMPOLINE = """
+import subprocess, sys
+with open(sys.argv[1], "ab") as log:
+    child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True, close_fds=True)
+print(child.pid, flush=True)
+"""
+
+
+def spawn_detached(argv: list[str], *, log_path: Path, cwd: str | Path | None = None,
+                   env: dict[str, str] | None = None) -> int:
+    """Start argv detached (own session, stdin closed, output appended to log_path); return its PID."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", _TRAMPOLINE, str(log_path), *argv],
+        cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0 or not out.stdout.strip().isdigit():
+        raise OSError(f"could not start {argv[0]}: {out.stderr.strip().splitlines()[-1:] or out.returncode}")
+    return int(out.stdout.strip())
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """The argv of a live, non-zombie process, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return None
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError):
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
+
+
+def is_running(pid: int | None, *markers: str) -> bool:
+    """True if pid is alive and its command line holds every marker (guards against PID reuse)."""
+    if not pid:
+        return False
+    argv = cmdline(pid)
+    if argv is None:
+        if not Path("/proc").is_dir():  # not Linux: best effort
+            try:
+                os.kill(pid, 0)
+                return True
+            except OSError:
+                return False
+        return False
+    return all(any(marker in part for part in argv) for marker in markers)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def terminate(pid: int, *markers: str, grace: float = 10.0) -> bool:
+    """SIGTERM a verified process group, SIGKILL after grace; True once it is gone."""
+    if not is_running(pid, *markers):
+        return True
+    signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not is_running(pid, *markers):
+            return True
+        time.sleep(0.1)
+    signal_group(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    return not is_running(pid, *markers)

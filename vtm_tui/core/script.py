@@ -1,0 +1,157 @@
+"""Headless step runner for `vtm --script steps.yaml`.
+
+    steps:
+      - launch: {task: classification, set: {epochs: 2}, as: first}
+      - wait: first            # or {run: first, timeout: 600}
+      - cancel: first
+
+Every step is checked before any runs; the run stops at the first failed step, whose exit code
+becomes the script's (1: a run failed or was cancelled, 2: bad input).
+Later issues register more step kinds in STEPS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from vtm_tui.core import launch as runs_api
+from vtm_tui.core.errors import UserError, user_error_types
+from vtm_tui.settings import Settings
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class ScriptContext:
+    settings: Settings
+    runs: dict[str, int] = field(default_factory=dict)  # `as` label -> run id
+    last_run: int | None = None
+    log: Callable[[str], None] = print
+
+    def run_ref(self, ref) -> int:
+        """A label from an earlier step's `as`, a run id, or `last`."""
+        if ref in (None, "last", "$last"):
+            if self.last_run is None:
+                raise StepFailed("no earlier run to refer to", 2)
+            return self.last_run
+        if isinstance(ref, str) and ref in self.runs:
+            return self.runs[ref]
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            return int(ref)
+        raise StepFailed(f"unknown run reference {ref!r} (use an earlier step's `as`, a run id or 'last')", 2)
+
+
+def _as_mapping(spec, main_key: str) -> dict:
+    """Let `wait: first` stand for `wait: {run: first}`."""
+    return spec if isinstance(spec, dict) else {main_key: spec}
+
+
+def _check_keys(spec: dict, allowed: set[str]) -> None:
+    unknown = set(spec) - allowed
+    if unknown:
+        raise StepFailed(f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                         f"(allowed: {', '.join(sorted(allowed))})", 2)
+
+
+def _finished(ctx: ScriptContext, run) -> None:
+    ctx.log(f"run {run.id} {run.task}: {run.status}"
+            + (f" (exit code {run.exit_code})" if run.exit_code is not None else ""))
+    if run.status != "succeeded":
+        raise StepFailed(f"run {run.id} ended {run.status}" + (f": {run.message}" if run.message else ""))
+
+
+def step_launch(ctx: ScriptContext, spec) -> None:
+    spec = _as_mapping(spec, "task")
+    _check_keys(spec, {"task", "set", "gpus", "engine", "wait", "as", "timeout"})
+    if not isinstance(spec.get("set", {}), dict):
+        raise StepFailed("`set` must be a mapping of field names to values", 2)
+    run = runs_api.launch(ctx.settings, str(spec.get("task")), spec.get("set") or {},
+                          gpus=None if spec.get("gpus") is None else str(spec["gpus"]),
+                          engine=spec.get("engine"))
+    ctx.last_run = run.id
+    if spec.get("as"):
+        ctx.runs[str(spec["as"])] = run.id
+    ctx.log(f"launched run {run.id} ({run.task})")
+    if spec.get("wait"):
+        _finished(ctx, runs_api.wait(ctx.settings, run.id, timeout=spec.get("timeout")))
+
+
+def step_wait(ctx: ScriptContext, spec) -> None:
+    spec = _as_mapping(spec, "run")
+    _check_keys(spec, {"run", "timeout"})
+    _finished(ctx, runs_api.wait(ctx.settings, ctx.run_ref(spec.get("run")), timeout=spec.get("timeout")))
+
+
+def step_cancel(ctx: ScriptContext, spec) -> None:
+    spec = _as_mapping(spec, "run")
+    _check_keys(spec, {"run"})
+    run = runs_api.cancel(ctx.settings, ctx.run_ref(spec.get("run")))
+    ctx.log(f"cancel requested for run {run.id}")
+
+
+STEPS: dict[str, Callable[[ScriptContext, object], None]] = {
+    "launch": step_launch,
+    "wait": step_wait,
+    "cancel": step_cancel,
+}
+
+
+@dataclass
+class Step:
+    kind: str
+    spec: object
+    line: int
+
+
+def load_steps(path: Path) -> list[Step]:
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: script file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    steps_node = None
+    if isinstance(root, yaml.MappingNode):
+        steps_node = next((v for k, v in root.value if k.value == "steps"), None)
+    elif isinstance(root, yaml.SequenceNode):
+        steps_node = root
+    if not isinstance(steps_node, yaml.SequenceNode):
+        raise UserError(f"{path}: expected a `steps:` list of steps")
+    steps = []
+    for node in steps_node.value:
+        line = node.start_mark.line + 1
+        data = yaml.safe_load(yaml.serialize(node))
+        if not isinstance(data, dict) or len(data) != 1:
+            raise UserError(f"{path}:{line}: each step is a mapping with one key, one of: "
+                            f"{', '.join(STEPS)}")
+        (kind, spec), = data.items()
+        if kind not in STEPS:
+            raise UserError(f"{path}:{line}: unknown step {kind!r} (known: {', '.join(STEPS)})")
+        steps.append(Step(kind, spec, line))
+    return steps
+
+
+def run_script(settings: Settings, path: Path, log: Callable[[str], None] = print) -> int:
+    """Run every step in order; returns the exit code of the first failed step, else 0."""
+    steps = load_steps(path)
+    ctx = ScriptContext(settings, log=log)
+    for number, step in enumerate(steps, 1):
+        log(f"[step {number}/{len(steps)}] {step.kind} ({path}:{step.line})")
+        try:
+            STEPS[step.kind](ctx, step.spec)
+        except StepFailed as exc:
+            log(f"{path}:{step.line}: step {number} ({step.kind}) failed: {exc}")
+            return exc.exit_code
+        except user_error_types() as exc:
+            log(f"{path}:{step.line}: step {number} ({step.kind}) failed: {exc}")
+            return 2
+    return 0
