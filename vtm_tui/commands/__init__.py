@@ -1,0 +1,19 @@
+"""Headless command groups. Each module has `register(subparsers)`, which adds its parsers and
+sets `handler(args, settings) -> exit code`; heavy imports happen inside the handlers."""
+from __future__ import annotations
+
+import json
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

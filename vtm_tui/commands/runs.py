@@ -1,0 +1,170 @@
+"""`vtm launch` and `vtm runs ...`: start catalog tasks and manage their runs."""
+from __future__ import annotations
+
+import sys
+import time
+
+from vtm_tui.commands import EXIT_FAILED, EXIT_OK, format_duration, print_json
+from vtm_tui.core.errors import UserError
+from vtm_tui.settings import Settings
+
+
+def progress_text(run, width: int = 20) -> str:
+    """One line: bar, percent, epoch and the latest metrics of a run."""
+    from vtm_tui.core.progress import fraction_done, numeric_metrics
+
+    done = fraction_done(run.progress)
+    parts = [f"run {run.id} {run.task} {run.status}"]
+    if done is not None:
+        filled = round(done * width)
+        parts.append(f"[{'#' * filled}{'-' * (width - filled)}] {done:4.0%}")
+    if "epoch" in run.progress:
+        parts.append(f"epoch {run.progress.get('epoch')}/{run.progress.get('total_epochs', '?')}")
+    parts += [f"{key}={value:.4g}" for key, value in numeric_metrics(run.progress).items()]
+    return " ".join(parts)
+
+
+def _wait_with_progress(settings: Settings, run_id: int) -> int:
+    from vtm_tui.core import launch as runs_api
+
+    tty = sys.stdout.isatty()
+
+    def show(run) -> None:
+        line = progress_text(run)
+        print(("\r\x1b[2K" + line) if tty else line, end="" if tty else "\n", flush=True)
+
+    run = runs_api.wait(settings, run_id, on_update=show)
+    if tty:
+        print()
+    summary = f"run {run.id} {run.status}"
+    if run.exit_code is not None:
+        summary += f" (exit code {run.exit_code})"
+    if run.mlflow_run_id:
+        summary += f", MLflow run {run.mlflow_run_id}"
+    print(summary + (f": {run.message}" if run.message and run.status != "succeeded" else ""))
+    return EXIT_OK if run.status == "succeeded" else EXIT_FAILED
+
+
+def cmd_launch(args, settings: Settings) -> int:
+    from vtm_tui.core import launch as runs_api
+
+    values = runs_api.parse_assignments(args.set)
+    run = runs_api.launch(settings, args.task, values, gpus=args.gpus, engine=args.engine)
+    if args.json and not args.wait:
+        print_json(run.to_json())
+        return EXIT_OK
+    if not args.json:
+        print(f"launched run {run.id} ({run.task}); log: {run.log_path}")
+    if args.wait:
+        if args.json:
+            run = runs_api.wait(settings, run.id)
+            print_json(run.to_json())
+            return EXIT_OK if run.status == "succeeded" else EXIT_FAILED
+        return _wait_with_progress(settings, run.id)
+    return EXIT_OK
+
+
+def cmd_runs(args, settings: Settings) -> int:
+    from vtm_tui.core import launch as runs_api
+    from vtm_tui.core.progress import fraction_done
+
+    action = args.runs_action or "list"
+    if action == "list":
+        runs = runs_api.list_runs(settings, args.limit)
+        if args.json:
+            print_json([run.to_json() for run in runs])
+            return EXIT_OK
+        if not runs:
+            print("no runs yet: start one with `vtm launch TASK`")
+            return EXIT_OK
+        print(f"{'ID':>4}  {'STATUS':<10} {'TASK':<16} {'PROGRESS':>8} {'EXIT':>4}  {'DURATION':>8}  MLFLOW RUN")
+        for run in runs:
+            done = fraction_done(run.progress)
+            print(f"{run.id:>4}  {run.status:<10} {run.task[:16]:<16} "
+                  f"{'-' if done is None else f'{done:.0%}':>8} "
+                  f"{'-' if run.exit_code is None else run.exit_code:>4}  "
+                  f"{format_duration(run.duration):>8}  {run.mlflow_run_id or '-'}")
+        return EXIT_OK
+    if action == "show":
+        run = runs_api.get_run(settings, args.id)
+        if args.json:
+            print_json(run.to_json())
+            return EXIT_OK
+        for key, value in run.to_json().items():
+            print(f"{key:>16}: {value}")
+        return EXIT_OK
+    if action == "logs":
+        return _show_logs(settings, args)
+    if action == "cancel":
+        run = runs_api.cancel(settings, args.id)
+        if not run.active:
+            print(f"run {run.id} is already {run.status}")
+            return EXIT_OK
+        print(f"cancel requested for run {run.id}")
+        if args.wait:
+            run = runs_api.wait(settings, run.id)
+            print(f"run {run.id} {run.status}")
+        return EXIT_OK
+    if action == "rerun":
+        values = runs_api.parse_assignments(args.set)
+        run = runs_api.rerun(settings, args.id, values, gpus=args.gpus)
+        print(f"launched run {run.id} ({run.task}) from run {args.id}; log: {run.log_path}")
+        return _wait_with_progress(settings, run.id) if args.wait else EXIT_OK
+    raise UserError(f"unknown runs action {action!r}")
+
+
+def _show_logs(args_settings: Settings, args) -> int:
+    from vtm_tui.core import launch as runs_api
+
+    run = runs_api.get_run(args_settings, args.id)
+    for line in runs_api.tail_lines(run.log_path, args.lines):
+        print(line)
+    if not args.follow:
+        return EXIT_OK
+    try:
+        with open(run.log_path, "rb") as handle:
+            handle.seek(0, 2)
+            while True:
+                chunk = handle.read(1 << 16)
+                if chunk:
+                    sys.stdout.write(chunk.decode("utf-8", "replace"))
+                    sys.stdout.flush()
+                    continue
+                if not runs_api.get_run(args_settings, run.id).active:
+                    sys.stdout.write(handle.read().decode("utf-8", "replace"))
+                    return EXIT_OK
+                time.sleep(0.3)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def register(sub) -> None:
+    launch = sub.add_parser("launch", help="start a catalog task")
+    launch.add_argument("task", help="taskType from the catalog")
+    launch.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a form field (repeatable)")
+    launch.add_argument("--gpus", metavar="LIST", help="GPU indices for CUDA_VISIBLE_DEVICES, e.g. 0,1 (or cpu)")
+    launch.add_argument("--engine", choices=["local"], help="where to run (default: the task's runner.engine)")
+    launch.add_argument("--wait", action="store_true", help="follow progress until the run ends; exit 0 only if it succeeded")
+    launch.add_argument("--json", action="store_true", help="print the run record as JSON")
+
+    runs = sub.add_parser("runs", help="list and manage runs")
+    runs.add_argument("--json", action="store_true")
+    runs.add_argument("--limit", type=int, default=None)
+    runs_sub = runs.add_subparsers(dest="runs_action", metavar="ACTION")
+    show = runs_sub.add_parser("show", help="one run's record")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    logs = runs_sub.add_parser("logs", help="a run's output")
+    logs.add_argument("id")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
+    logs.add_argument("--lines", "-n", type=int, default=200, help="how many last lines (0: all)")
+    cancel = runs_sub.add_parser("cancel", help="cancel a run (SIGINT, SIGTERM, SIGKILL to its processes)")
+    cancel.add_argument("id")
+    cancel.add_argument("--wait", action="store_true", help="wait until it has stopped")
+    rerun = runs_sub.add_parser("rerun", help="launch again with a run's arguments, some changed")
+    rerun.add_argument("id")
+    rerun.add_argument("--set", action="append", metavar="NAME=VALUE")
+    rerun.add_argument("--gpus", metavar="LIST")
+    rerun.add_argument("--wait", action="store_true")
+    launch.set_defaults(handler=cmd_launch)
+    runs.set_defaults(handler=cmd_runs)
