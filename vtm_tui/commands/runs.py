@@ -15,6 +15,8 @@ def progress_text(run, width: int = 20) -> str:
 
     done = fraction_done(run.progress)
     parts = [f"run {run.id} {run.task} {run.status}"]
+    if run.engine == "slurm":
+        parts.append(f"[{where(run)}]")
     if done is not None:
         filled = round(done * width)
         parts.append(f"[{'#' * filled}{'-' * (width - filled)}] {done:4.0%}")
@@ -22,6 +24,13 @@ def progress_text(run, width: int = 20) -> str:
         parts.append(f"epoch {run.progress.get('epoch')}/{run.progress.get('total_epochs', '?')}")
     parts += [f"{key}={value:.4g}" for key, value in numeric_metrics(run.progress).items()]
     return " ".join(parts)
+
+
+def where(run) -> str:
+    """local, or the Slurm job id, state and node."""
+    if run.engine != "slurm":
+        return run.engine
+    return " ".join(part for part in ("slurm", run.job_id, run.job_state, run.node) if part)
 
 
 def _wait_with_progress(settings: Settings, run_id: int) -> int:
@@ -77,13 +86,14 @@ def cmd_runs(args, settings: Settings) -> int:
         if not runs:
             print("no runs yet: start one with `vtm launch TASK`")
             return EXIT_OK
-        print(f"{'ID':>4}  {'STATUS':<10} {'TASK':<16} {'PROGRESS':>8} {'EXIT':>4}  {'DURATION':>8}  MLFLOW RUN")
+        print(f"{'ID':>4}  {'STATUS':<10} {'TASK':<16} {'PROGRESS':>8} {'EXIT':>4}  {'DURATION':>8}  "
+              f"{'MLFLOW RUN':<32}  WHERE")
         for run in runs:
             done = fraction_done(run.progress)
             print(f"{run.id:>4}  {run.status:<10} {run.task[:16]:<16} "
                   f"{'-' if done is None else f'{done:.0%}':>8} "
                   f"{'-' if run.exit_code is None else run.exit_code:>4}  "
-                  f"{format_duration(run.duration):>8}  {run.mlflow_run_id or '-'}")
+                  f"{format_duration(run.duration):>8}  {run.mlflow_run_id or '-':<32}  {where(run)}")
         return EXIT_OK
     if action == "show":
         run = runs_api.get_run(settings, args.id)
@@ -143,7 +153,7 @@ def register(sub) -> None:
     launch.add_argument("task", help="taskType from the catalog")
     launch.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a form field (repeatable)")
     launch.add_argument("--gpus", metavar="LIST", help="GPU indices for CUDA_VISIBLE_DEVICES, e.g. 0,1 (or cpu)")
-    launch.add_argument("--engine", choices=["local"], help="where to run (default: the task's runner.engine)")
+    launch.add_argument("--engine", choices=["local", "slurm"], help="where to run (default: the task's runner.engine)")
     launch.add_argument("--wait", action="store_true", help="follow progress until the run ends; exit 0 only if it succeeded")
     launch.add_argument("--json", action="store_true", help="print the run record as JSON")
 

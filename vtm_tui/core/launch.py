@@ -52,18 +52,22 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
     argv = task.build_argv(resolved, environ=settings.env)
     cuda = normalize_gpus(gpus)
     engine_name = engine or task.runner.engine
-    engine_impl = get_engine(engine_name)
+    try:
+        engine_impl = get_engine(engine_name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
     from vtm_tui.core.mlflow_server import tracking_uri_for_runs
 
     env = {**task.runner.env, "MLFLOW_TRACKING_URI": tracking_uri_for_runs(settings),
            "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type}
-    if cuda is not None:
+    if cuda is not None and engine_name == "local":  # Slurm assigns devices itself
         env["CUDA_VISIBLE_DEVICES"] = cuda
     cwd = str(task.runner.cwd or settings.workdir)
     store = open_store(settings)
     run = store.create(task=task.task_type, argv=argv, env=env, field_values=resolved, cwd=cwd,
-                       runs_dir=settings.runs_dir, engine=engine_name, gpus=gpus)
+                       runs_dir=settings.runs_dir, engine=engine_name, gpus=cuda,
+                       engine_options=task.runner.slurm if engine_name == "slurm" else {})
     env["VTM_RUN_ID"] = str(run.id)
     store.update(run.id, env=env)
     engine_impl.start(store, store.get(run.id))

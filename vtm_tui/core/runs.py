@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS runs (
     log_path TEXT NOT NULL DEFAULT '',
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     message TEXT,
+    engine_options TEXT NOT NULL DEFAULT '{}',
     job_id TEXT,
     job_state TEXT,
     node TEXT
@@ -73,10 +74,10 @@ class RunRecord:
     log_path: str
     cancel_requested: bool
     message: str | None
-    job_id: str | None = None
+    engine_options: dict = field(default_factory=dict)  # e.g. the task's runner.slurm settings
+    job_id: str | None = None  # engine-side id, state and host (Slurm)
     job_state: str | None = None
     node: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -89,12 +90,12 @@ class RunRecord:
         return (self.ended_at or time.time()) - self.started_at
 
     def to_json(self) -> dict:
-        data = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        data = dict(self.__dict__)
         data["duration"] = self.duration
         return data
 
 
-_JSON_COLUMNS = ("argv", "env", "field_values", "progress")
+_JSON_COLUMNS = ("argv", "env", "field_values", "progress", "engine_options")
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
@@ -129,13 +130,14 @@ class RunStore:
             db.close()
 
     def create(self, *, task: str, argv: list[str], env: dict[str, str], field_values: dict,
-               cwd: str, runs_dir: Path, engine: str = "local", gpus: str | None = None) -> RunRecord:
+               cwd: str, runs_dir: Path, engine: str = "local", gpus: str | None = None,
+               engine_options: dict | None = None) -> RunRecord:
         with self._connect() as db:
             cur = db.execute(
-                "INSERT INTO runs (task, engine, argv, env, field_values, gpus, cwd, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (task, engine, argv, env, field_values, gpus, cwd, created_at,"
+                " engine_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (task, engine, json.dumps(argv), json.dumps(env), json.dumps(field_values),
-                 gpus, cwd, time.time()),
+                 gpus, cwd, time.time(), json.dumps(engine_options or {})),
             )
             run_id = cur.lastrowid
             run_dir = Path(runs_dir) / str(run_id)

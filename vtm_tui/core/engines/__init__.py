@@ -22,7 +22,11 @@ def get_engine(name: str) -> Engine:
         from vtm_tui.core.engines.local import LocalEngine
 
         return LocalEngine()
-    raise ValueError(f"unknown engine {name!r} (known: local)")
+    if name == "slurm":
+        from vtm_tui.core.engines.slurm import SlurmEngine
+
+        return SlurmEngine()
+    raise ValueError(f"unknown engine {name!r} (known: local, slurm)")
 
 
 def reconcile(store: RunStore) -> None:
