@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vtm_tui.core import procs
 from vtm_tui.core.errors import UserError
+from vtm_tui.core.tracking import redact_uri
 from vtm_tui.settings import Settings
 
 HOST = "127.0.0.1"
@@ -131,17 +132,21 @@ def _wait_healthy(settings: Settings, pid: int, port: int, timeout: float) -> No
 def up(settings: Settings, port: int | None = None, backend_store_uri: str | None = None,
        timeout: float = START_TIMEOUT) -> ServerStatus:
     """Start the embedded server, or reuse ours if it already runs. Waits until it is healthy."""
-    port = port or settings.mlflow_port
-    backend = backend_store_uri or default_backend(settings)
     with _lock(settings):
         ours = _our_server(settings)
         if ours:
-            if ours["port"] != port or ours.get("backend_store_uri") != backend:
+            # Without explicit choices, whatever vtm's server runs with is what the user wants.
+            port = port or ours["port"]
+            wanted = backend_store_uri or ours.get("backend_store_uri")
+            if ours["port"] != port or ours.get("backend_store_uri") != wanted:
                 raise UserError(
                     f"vtm's MLflow server already runs on port {ours['port']} with backend "
-                    f"{ours.get('backend_store_uri')}; stop it first with `vtm mlflow down`")
+                    f"{redact_uri(ours.get('backend_store_uri') or '')}; "
+                    "stop it first with `vtm mlflow down`")
             _wait_healthy(settings, ours["pid"], port, timeout)
             return status(settings)
+        port = port or settings.mlflow_port
+        backend = backend_store_uri or default_backend(settings)
         if port_open(port):
             raise PortInUse(
                 f"port {port} on {HOST} is in use by another program, not vtm's MLflow server; "

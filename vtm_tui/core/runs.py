@@ -115,12 +115,12 @@ class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        with self.connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
@@ -132,7 +132,7 @@ class RunStore:
     def create(self, *, task: str, argv: list[str], env: dict[str, str], field_values: dict,
                cwd: str, runs_dir: Path, engine: str = "local", gpus: str | None = None,
                engine_options: dict | None = None) -> RunRecord:
-        with self._connect() as db:
+        with self.connect() as db:
             cur = db.execute(
                 "INSERT INTO runs (task, engine, argv, env, field_values, gpus, cwd, created_at,"
                 " engine_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -150,7 +150,7 @@ class RunStore:
             key = int(run_id)
         except (TypeError, ValueError):
             raise RunNotFound(run_id) from None
-        with self._connect() as db:
+        with self.connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id=?", (key,)).fetchone()
         if row is None:
             raise RunNotFound(run_id)
@@ -158,11 +158,11 @@ class RunStore:
 
     def list(self, limit: int | None = None) -> list[RunRecord]:
         query = "SELECT * FROM runs ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
-        with self._connect() as db:
+        with self.connect() as db:
             return [_record(row) for row in db.execute(query)]
 
     def active(self) -> list[RunRecord]:
-        with self._connect() as db:
+        with self.connect() as db:
             rows = db.execute(
                 f"SELECT * FROM runs WHERE status IN ({','.join('?' * len(ACTIVE))})", ACTIVE)
             return [_record(row) for row in rows]
@@ -172,7 +172,7 @@ class RunStore:
             if key in values:
                 values[key] = json.dumps(values[key])
         columns = ", ".join(f"{key}=?" for key in values)
-        with self._connect() as db:
+        with self.connect() as db:
             db.execute(f"UPDATE runs SET {columns} WHERE id=?", (*values.values(), run_id))
 
     def finish(self, run_id: int, status: str, **values) -> bool:
@@ -183,7 +183,7 @@ class RunStore:
                 values[key] = json.dumps(values[key])
         values.setdefault("ended_at", time.time())
         columns = ", ".join(f"{key}=?" for key in ("status", *values))
-        with self._connect() as db:
+        with self.connect() as db:
             cur = db.execute(
                 f"UPDATE runs SET {columns} WHERE id=? AND status IN ('queued', 'running')",
                 (status, *values.values(), run_id))
@@ -194,7 +194,7 @@ class RunStore:
 
     def save_progress(self, run_id: int, latest: dict, points: dict[float, dict]) -> None:
         """Latest progress record plus one chart point per epoch (bounded by epochs, not lines)."""
-        with self._connect() as db:
+        with self.connect() as db:
             db.execute("BEGIN")
             db.execute("UPDATE runs SET progress=? WHERE id=?", (json.dumps(latest), run_id))
             db.executemany(
@@ -203,7 +203,7 @@ class RunStore:
             db.execute("COMMIT")
 
     def points(self, run_id: int) -> list[dict]:
-        with self._connect() as db:
+        with self.connect() as db:
             rows = db.execute(
                 "SELECT data FROM run_points WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
         return [json.loads(row["data"]) for row in rows]

@@ -32,6 +32,7 @@ class StepFailed(Exception):
 class ScriptContext:
     settings: Settings
     runs: dict[str, int] = field(default_factory=dict)  # `as` label -> run id
+    mlflow_runs: dict[str, str] = field(default_factory=dict)  # `best` label -> MLflow run id
     last_run: int | None = None
     log: Callable[[str], None] = print
 
@@ -96,11 +97,15 @@ def step_cancel(ctx: ScriptContext, spec) -> None:
     ctx.log(f"cancel requested for run {run.id}")
 
 
-STEPS: dict[str, Callable[[ScriptContext, object], None]] = {
-    "launch": step_launch,
-    "wait": step_wait,
-    "cancel": step_cancel,
-}
+def _steps() -> dict[str, Callable[[ScriptContext, object], None]]:
+    # Step modules import this one lazily, so they are gathered here rather than at import time.
+    from vtm_tui.core.tracking_steps import step_best, step_register
+
+    return {"launch": step_launch, "wait": step_wait, "cancel": step_cancel,
+            "best": step_best, "register": step_register}
+
+
+STEPS = _steps()
 
 
 @dataclass
