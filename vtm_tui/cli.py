@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from vtm_tui.commands import EXIT_USAGE, catalog, mlflow, runs
+from vtm_tui.commands import EXIT_USAGE, catalog, ftp, mlflow, registry, runs, serve, tb_import
 from vtm_tui.core.errors import user_error_types
 from vtm_tui.settings import Settings
 
-COMMAND_GROUPS = (runs, catalog, mlflow)
+COMMAND_GROUPS = (runs, catalog, mlflow, tb_import, registry, ftp, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,13 +79,14 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def terminate(pid: int, *markers: str, grace: float = 10.0) -> bool:
-    """SIGTERM a verified process group, SIGKILL after grace; True once it is gone."""
+    """SIGTERM a verified process and its whole group (it was started as a group leader by
+    spawn_detached), SIGKILL what is left after grace; True once the group is gone."""
     if not is_running(pid, *markers):
-        return True
+        return True  # gone, or the PID is someone else's now: never signal what we cannot verify
     signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not is_running(pid, *markers):
+        if not group_alive(pid):  # children (e.g. a uvicorn worker) included
             return True
         time.sleep(0.1)
     signal_group(pid, signal.SIGKILL)

@@ -32,6 +32,7 @@ class StepFailed(Exception):
 class ScriptContext:
     settings: Settings
     runs: dict[str, int] = field(default_factory=dict)  # `as` label -> run id
+    servers: dict[str, str] = field(default_factory=dict)  # serve `as` label -> server id
     mlflow_runs: dict[str, str] = field(default_factory=dict)  # `best` label -> MLflow run id
     last_run: int | None = None
     log: Callable[[str], None] = print
@@ -49,16 +50,19 @@ class ScriptContext:
         raise StepFailed(f"unknown run reference {ref!r} (use an earlier step's `as`, a run id or 'last')", 2)
 
 
-def _as_mapping(spec, main_key: str) -> dict:
-    """Let `wait: first` stand for `wait: {run: first}`."""
-    return spec if isinstance(spec, dict) else {main_key: spec}
-
-
-def _check_keys(spec: dict, allowed: set[str]) -> None:
+def step_spec(spec, main_key: str, allowed: set[str], aliases: dict[str, str] | None = None) -> dict:
+    """A step's mapping, checked: `wait: first` stands for `wait: {run: first}`, the original
+    system's key spellings map through `aliases`, and unknown keys fail with exit code 2."""
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        spec = {main_key: spec}
+    spec = {(aliases or {}).get(str(key), str(key)): value for key, value in spec.items()}
     unknown = set(spec) - allowed
     if unknown:
-        raise StepFailed(f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+        raise StepFailed(f"unknown key(s) {', '.join(sorted(unknown))} "
                          f"(allowed: {', '.join(sorted(allowed))})", 2)
+    return spec
 
 
 def _finished(ctx: ScriptContext, run) -> None:
@@ -69,8 +73,7 @@ def _finished(ctx: ScriptContext, run) -> None:
 
 
 def step_launch(ctx: ScriptContext, spec) -> None:
-    spec = _as_mapping(spec, "task")
-    _check_keys(spec, {"task", "set", "gpus", "engine", "wait", "as", "timeout"})
+    spec = step_spec(spec, "task", {"task", "set", "gpus", "engine", "wait", "as", "timeout"})
     if not isinstance(spec.get("set", {}), dict):
         raise StepFailed("`set` must be a mapping of field names to values", 2)
     run = runs_api.launch(ctx.settings, str(spec.get("task")), spec.get("set") or {},
@@ -85,24 +88,25 @@ def step_launch(ctx: ScriptContext, spec) -> None:
 
 
 def step_wait(ctx: ScriptContext, spec) -> None:
-    spec = _as_mapping(spec, "run")
-    _check_keys(spec, {"run", "timeout"})
+    spec = step_spec(spec, "run", {"run", "timeout"})
     _finished(ctx, runs_api.wait(ctx.settings, ctx.run_ref(spec.get("run")), timeout=spec.get("timeout")))
 
 
 def step_cancel(ctx: ScriptContext, spec) -> None:
-    spec = _as_mapping(spec, "run")
-    _check_keys(spec, {"run"})
+    spec = step_spec(spec, "run", {"run"})
     run = runs_api.cancel(ctx.settings, ctx.run_ref(spec.get("run")))
     ctx.log(f"cancel requested for run {run.id}")
 
 
 def _steps() -> dict[str, Callable[[ScriptContext, object], None]]:
     # Step modules import this one lazily, so they are gathered here rather than at import time.
+    from vtm_tui.core.registry.steps import STEPS as REGISTRY_STEPS
+    from vtm_tui.core.serving_steps import step_predict, step_serve, step_stop
     from vtm_tui.core.tracking_steps import step_best, step_register
 
     return {"launch": step_launch, "wait": step_wait, "cancel": step_cancel,
-            "best": step_best, "register": step_register}
+            "best": step_best, "register": step_register, **REGISTRY_STEPS,
+            "serve": step_serve, "predict": step_predict, "stop": step_stop}
 
 
 STEPS = _steps()

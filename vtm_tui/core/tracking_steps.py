@@ -23,16 +23,9 @@ MLFLOW_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _spec(spec, main_key: str, allowed: set[str]) -> dict:
-    from vtm_tui.core.script import StepFailed
+    from vtm_tui.core.script import step_spec
 
-    if spec is None:
-        spec = {}
-    if not isinstance(spec, dict):
-        spec = {main_key: spec}
-    spec = {ALIASES.get(str(k), str(k)): v for k, v in spec.items()}
-    unknown = set(spec) - allowed
-    if unknown:
-        raise StepFailed(f"unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})", 2)
+    spec = step_spec(spec, main_key, allowed, ALIASES)
     return {k: (None if v is None else v if isinstance(v, bool) else str(v)) for k, v in spec.items()}
 
 

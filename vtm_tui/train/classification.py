@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
         tl.log_checkpoint(ckpt)
         print(f"best {BEST_METRIC}={best:.4f} checkpoint={ckpt}", flush=True)
+        # The logged model carries the best epoch's weights, like the checkpoint: a model served
+        # from MLflow and the same run's checkpoint published to the registry must agree.
+        model.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True)["state_dict"])
         tl.log_model(model, artifact_path="model", input_example=x_val[:2].cpu().numpy())
     return 0
 

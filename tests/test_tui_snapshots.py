@@ -1,0 +1,52 @@
+"""SVG snapshots of every tab (pytest-textual-snapshot), on the pinned demo world of
+vtm_tui/ui/demo.py: fixed clock, server status, GPUs, runs and logs; paths shown relative to
+the demo's folder. Regenerate after an intended change with `--snapshot-update`."""
+from __future__ import annotations
+
+import pytest
+from tui_helpers import wait_for
+
+from vtm_tui.ui.app import VtmApp
+from vtm_tui.ui.demo import make_demo
+from vtm_tui.ui.tabs.launcher import LauncherPane
+from vtm_tui.ui.tabs.runs import RunsPane
+from vtm_tui.ui.widgets.log_tail import LogTail
+from vtm_tui.ui.widgets.metric_chart import MetricChart
+
+TABS = {"launcher": "1", "runs": "2", "mlflow_ops": "3", "registry": "4", "serving": "5"}
+
+
+def settled(tab_key: str):
+    """run_before: wait until every worker has delivered (catalog, runs, charts, log), then
+    open the tab, so the picture never depends on timing."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        form = app.query_one(LauncherPane).form
+        runs = app.query_one(RunsPane)
+
+        def loaded() -> bool:
+            logs = app.query(LogTail)  # the Runs tab mounts just after the first frame
+            lines = logs.first().lines if logs else []
+            return bool(form.rows and runs._order and runs._charted and len(app.query(MetricChart)) == 3
+                        and any("VTM_PROGRESS" in line for line in lines[-3:]))
+
+        await wait_for(pilot, loaded, what="the demo to load")
+        await pilot.press(tab_key)
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+@pytest.mark.parametrize("tab", list(TABS))
+def test_tab_120x40(tab, snap_compare, tmp_path):
+    settings, sources = make_demo(tmp_path)
+    assert snap_compare(VtmApp(settings, sources), terminal_size=(120, 40),
+                        run_before=settled(TABS[tab]))
+
+
+@pytest.mark.parametrize("tab", ["launcher", "runs"])
+def test_tab_80x24(tab, snap_compare, tmp_path):
+    settings, sources = make_demo(tmp_path)
+    assert snap_compare(VtmApp(settings, sources), terminal_size=(80, 24),
+                        run_before=settled(TABS[tab]))

@@ -1,0 +1,57 @@
+"""Unit tests of the UI's pure helpers: log following, formatting, GPU discovery."""
+from __future__ import annotations
+
+from vtm_tui.ui.fmt import display_path, format_duration, format_epoch, mask_url
+from vtm_tui.ui.sources import Gpu, gpu_options, parse_gpu_csv
+from vtm_tui.ui.tailer import LogFollower
+
+
+def test_follower_reads_only_new_complete_lines(tmp_path):
+    log = tmp_path / "output.log"
+    follower = LogFollower(str(log))
+    assert follower.read_new() == ([], 0)  # no file yet
+    log.write_bytes(b"one\ntwo\nthr")
+    assert follower.read_new() == (["one", "two"], 0)
+    assert follower.read_new() == ([], 0)
+    with log.open("ab") as handle:
+        handle.write(b"ee\r\nprogress 10%\rprogress 90%\nfour\n")
+    assert follower.read_new() == (["three", "progress 90%", "four"], 0)
+
+
+def test_follower_starts_near_the_end_and_skips_what_it_cannot_keep_up_with(tmp_path):
+    log = tmp_path / "output.log"
+    log.write_bytes(b"".join(b"line %05d\n" % n for n in range(10_000)))  # 110 kB
+    follower = LogFollower(str(log), start_bytes=1000, max_chunk=5000)
+    lines, skipped = follower.read_new()
+    assert skipped == 0 and lines[-1] == "line 09999" and 90 <= len(lines) <= 100
+    assert all(line.startswith("line ") and len(line) == 10 for line in lines)  # no cut line
+    with log.open("ab") as handle:
+        handle.write(b"".join(b"more %05d\n" % n for n in range(2000)))  # 22 kB at once
+    lines, skipped = follower.read_new()
+    assert skipped == 22_000 - 5000 and lines[-1] == "more 01999" and len(lines) == 5000 // 11
+
+
+def test_follower_starts_over_when_the_file_is_truncated(tmp_path):
+    log = tmp_path / "output.log"
+    log.write_bytes(b"a\nb\n")
+    follower = LogFollower(str(log))
+    assert follower.read_new()[0] == ["a", "b"]
+    log.write_bytes(b"c\n")
+    assert follower.read_new()[0] == ["c"]
+
+
+def test_formatting(tmp_path):
+    assert display_path(tmp_path / "catalog.yaml", tmp_path) == "catalog.yaml"
+    assert display_path("/elsewhere/x.yaml", tmp_path) == "/elsewhere/x.yaml"
+    assert mask_url("ftp://user:secret@host:21/models") == "ftp://user:***@host:21/models"
+    assert mask_url("/srv/registry") == "/srv/registry"
+    assert [format_duration(s) for s in (None, 5, 65, 3725)] == ["-", "0:05", "1:05", "1:02:05"]
+    assert format_epoch({"epoch": 3, "total_epochs": 10}) == "3/10"
+    assert format_epoch({}) == "-"
+
+
+def test_gpu_list_and_picker_options():
+    gpus = parse_gpu_csv("0, NVIDIA H100 80GB HBM3\n1, NVIDIA H100 80GB HBM3\n\nNo devices were found\n")
+    assert gpus == [Gpu("0", "NVIDIA H100 80GB HBM3"), Gpu("1", "NVIDIA H100 80GB HBM3")]
+    assert [value for _, value in gpu_options(gpus)] == ["0", "1", "0,1", "cpu"]
+    assert gpu_options([]) == [("CPU", "cpu")]

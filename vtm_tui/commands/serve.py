@@ -1,0 +1,111 @@
+"""`vtm serve native|ls|stop` and `vtm predict`: MLflow native serving first, the registry
+bundle with the local loader as fallback."""
+from __future__ import annotations
+
+from vtm_tui.commands import EXIT_OK, print_json
+from vtm_tui.core.errors import UserError
+from vtm_tui.settings import Settings
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from vtm_tui.core import serving
+
+    if args.serve_action == "native":
+        record = serving.start_native(settings, args.model_uri, port=args.port)
+        if args.json:
+            print_json(record.to_json())
+        else:
+            print(f"serving {record.model_uri} at {record.url} (server {record.id}, pid {record.pid})")
+        return EXIT_OK
+    if args.serve_action == "ls":
+        records = serving.list_servers(settings, include_stopped=args.all)
+        if args.json:
+            print_json([record.to_json() for record in records])
+        elif not records:
+            print("no model servers running: start one with `vtm serve native MODEL_URI`")
+        else:
+            for record in records:
+                print(f"{record.id:>3}  {record.status:<8} {record.url:<24} {record.model_uri}")
+        return EXIT_OK
+    record = serving.stop_server(settings, args.id)
+    print(f"model server {record.id} {record.status}")
+    return EXIT_OK
+
+
+def parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    parts = text.replace("x", ",").split(",")
+    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise UserError(f"--shape expects C,H,W such as 3,32,32, got {text!r}")
+    return tuple(int(part) for part in parts)
+
+
+def print_result(result: dict) -> None:
+    """A prediction as a small table, with where it came from."""
+    print(f"served by: {result['served_by']}" + (f" ({result['source']})" if result.get("source") else ""))
+    for note in result.get("skipped", []):
+        print(f"  skipped {note}")
+    if result["task_type"] == "classification":
+        for row in result["top"]:
+            print(f"  {row['class']:<20} {row['probability']:.4f}")
+    else:
+        for row in result["shares"]:
+            print(f"  {row['class']:<20} {row['share']:.1%} of pixels")
+        if result.get("mask_path"):
+            print(f"  mask: {result['mask_path']}")
+
+
+def cmd_predict(args, settings: Settings) -> int:
+    from vtm_tui.core import fallback
+
+    shape = parse_shape(args.shape)
+    if args.url:
+        result = fallback.predict_via_url(settings, args.url, args.input, random=args.random, shape=shape,
+                                          task_type=args.task_type, top_k=args.top_k, mask_path=args.mask)
+    elif args.model:
+        result = fallback.predict_model(settings, args.model, stage=args.stage, version=args.version,
+                                        native=args.native, source=args.input, random=args.random,
+                                        top_k=args.top_k, mask_path=args.mask, registry=args.registry)
+    else:
+        raise UserError("give --url URL (a running model server) or --model NAME (the registry)")
+    if args.json:
+        print_json(result)
+    else:
+        print_result(result)
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    serve = sub.add_parser("serve", help="MLflow native model servers")
+    serve_sub = serve.add_subparsers(dest="serve_action", metavar="ACTION", required=True)
+    native = serve_sub.add_parser("native", help="start `mlflow models serve` for a model, detached")
+    native.add_argument("model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH")
+    native.add_argument("--port", type=int, help="port on 127.0.0.1 (default 5002)")
+    native.add_argument("--json", action="store_true")
+    listing = serve_sub.add_parser("ls", help="model servers started by vtm")
+    listing.add_argument("--all", action="store_true", help="include stopped ones")
+    listing.add_argument("--json", action="store_true")
+    stop = serve_sub.add_parser("stop", help="stop a model server")
+    stop.add_argument("id")
+    serve.set_defaults(handler=cmd_serve)
+
+    predict = sub.add_parser("predict", help="predict with a served model, or locally from the registry")
+    target = predict.add_mutually_exclusive_group()
+    target.add_argument("--url", help="a model server, e.g. http://127.0.0.1:5002")
+    target.add_argument("--model", help="registry model name: native server if running (or --native), else local")
+    predict.add_argument("--stage", default="release", choices=["dev", "release"])
+    predict.add_argument("--version", default="latest", help="latest or a version number")
+    predict.add_argument("--native", action="store_true",
+                         help="serve natively through MLflow (models:/NAME@STAGE) when possible")
+    predict.add_argument("--registry", help="registry URL (default: VTM_REGISTRY_URL or the local folder)")
+    source = predict.add_mutually_exclusive_group()
+    source.add_argument("--input", help="image (PNG/JPEG), .npy or .pt tensor")
+    source.add_argument("--random", action="store_true", help="a random input of the model's shape")
+    predict.add_argument("--shape", help="C,H,W of the input for --url when the server cannot tell")
+    predict.add_argument("--task-type", choices=["classification", "segmentation"],
+                         help="how to read a server's outputs (default: from their shape)")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--mask", help="segmentation: where to write the PNG mask")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=cmd_predict)

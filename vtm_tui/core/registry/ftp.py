@@ -1,0 +1,447 @@
+"""A registry on an FTP server, over aioftp: `ftp://user@host:port/root`, or `ftps://...` for
+explicit FTPS (AUTH TLS on the control connection, PROT P for data) with certificate checks
+against the system CAs or the CA in VTM_FTP_CA_FILE.
+
+Blocking API over a private event loop, one control connection kept open between calls.
+Every network step has a timeout (aioftp has none by default): connecting, the TLS handshake,
+every reply, and every read or write of a transfer, so a stalled transfer fails after
+`timeout` seconds without progress. After any failure or cancel the connection is dropped and
+the next call opens a new one.
+
+The password comes from the caller, VTM_FTP_PASSWORD, ~/.netrc (or $NETRC), or a getpass
+prompt when stdin is a terminal, and only when the server asks for one. It is never put in a
+message, a log line or a repr.
+"""
+from __future__ import annotations
+
+import asyncio
+import getpass
+import netrc
+import os
+import ssl
+import sys
+import threading
+from pathlib import Path
+from typing import Awaitable, Callable, Mapping
+from urllib.parse import unquote, urlsplit
+
+from vtm_tui.core.registry.base import (
+    CHUNK, AuthError, Backend, Cancelled, ConnectError, Entry, IntegrityError, NotFound,
+    PermissionDenied, RegistryError, RegistryTimeout, RegistryUsageError, Sink, Source, TLSError,
+)
+
+DEFAULT_TIMEOUT = 30.0
+SCHEMES = {"ftp": False, "ftps": True, "ftpes": True}  # scheme -> explicit TLS
+ANONYMOUS = ("anonymous", "ftp")
+CANCEL_POLL = 0.05
+
+
+class _Secret:
+    """Holds the password; shows as *** anywhere it could be printed."""
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+
+def parse_timeout(text: str | None, default: float = DEFAULT_TIMEOUT) -> float:
+    if text in (None, ""):
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise RegistryUsageError(f"VTM_FTP_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return value
+
+
+class FtpBackend(Backend):
+    def __init__(self, url: str, *, password: str | Callable[[], str] | None = None,
+                 env: Mapping[str, str] | None = None, timeout: float | None = None,
+                 ca_file: str | os.PathLike | None = None, interactive: bool | None = None):
+        env = os.environ if env is None else env
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 21
+        except ValueError as exc:
+            raise RegistryUsageError(f"invalid registry URL: {exc}") from None
+        if parts.scheme not in SCHEMES or not parts.hostname:
+            raise RegistryUsageError("an FTP registry URL looks like ftp://user@host:port/path "
+                                     "(or ftps:// for FTP over explicit TLS)")
+        if parts.password is not None:
+            raise RegistryUsageError(
+                "put no password in the registry URL (it would show in process lists and logs): "
+                "use VTM_FTP_PASSWORD, ~/.netrc or the prompt")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, port
+        self.user = unquote(parts.username) if parts.username else "anonymous"
+        root = unquote(parts.path or "")
+        for text in (self.user, root):
+            if any(c in text for c in "\r\n\0"):
+                raise RegistryUsageError("the registry URL holds a control character")
+        self.root = root.rstrip("/") if root not in ("", "/") else root
+        self.tls = SCHEMES[self.scheme]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"{self.scheme}://{self.user}@{host}:{self.port}{self.root}"
+        self.timeout = timeout if timeout is not None else parse_timeout(env.get("VTM_FTP_TIMEOUT"))
+        self.ca_file = ca_file or env.get("VTM_FTP_CA_FILE") or None
+        if self.ca_file and not Path(self.ca_file).expanduser().is_file():
+            raise RegistryUsageError(f"VTM_FTP_CA_FILE: no such file {str(self.ca_file)!r}")
+        self._password_arg = _Secret(password) if isinstance(password, str) else password
+        self._env_password = _Secret(env["VTM_FTP_PASSWORD"]) if env.get("VTM_FTP_PASSWORD") else None
+        self._netrc_file = env.get("NETRC") or None
+        self._interactive = interactive
+        self._secret: _Secret | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = None
+
+    def __repr__(self) -> str:
+        return f"FtpBackend({self.url!r})"
+
+    # -- password ---------------------------------------------------------------------------
+
+    def _password(self) -> str:
+        if self._secret is None:
+            self._secret = _Secret(self._find_password())
+        return self._secret.value
+
+    def _find_password(self) -> str:
+        given = self._password_arg
+        if isinstance(given, _Secret):
+            given = given.value
+        elif callable(given):
+            given = given()
+        if given:
+            return given
+        if self._env_password:
+            return self._env_password.value
+        found = self._from_netrc()
+        if found:
+            return found
+        interactive = self._interactive if self._interactive is not None else sys.stdin.isatty()
+        if interactive:
+            try:
+                return getpass.getpass(f"FTP password for {self.user}@{self.host}: ")
+            except (EOFError, KeyboardInterrupt):
+                raise AuthError("no password given") from None
+        if self.user in ANONYMOUS:
+            return "anonymous@"
+        raise AuthError(f"{self.url}: the server wants a password for {self.user!r}: set "
+                        f"VTM_FTP_PASSWORD, add {self.host} to ~/.netrc, or run in a terminal to be asked")
+
+    def _from_netrc(self) -> str | None:
+        path = Path(self._netrc_file).expanduser() if self._netrc_file else Path.home() / ".netrc"
+        if not path.is_file():
+            return None
+        try:
+            entry = netrc.netrc(str(path)).authenticators(self.host)
+        except (netrc.NetrcParseError, OSError) as exc:
+            # the parser's message may quote a token of the file: show the line number only
+            line = getattr(exc, "lineno", None)
+            raise AuthError(f"{path}: cannot be read" + (f" (line {line})" if line else "")) from None
+        if entry is None:
+            return None
+        login, _, password = entry
+        return password if password and (not login or login == self.user) else None
+
+    # -- running coroutines -----------------------------------------------------------------
+
+    def _call(self, what: str, op: Callable[[object], Awaitable], cancel: threading.Event | None = None):
+        """Run op(client) on the private loop, mapping every failure to a RegistryError."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RegistryError("blocking registry call made on a running event loop: "
+                                "run it in a thread (asyncio.to_thread, Textual's @work(thread=True))")
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        where = f"{self.url}: {what}"
+        try:
+            return self._loop.run_until_complete(self._guarded(op, cancel))
+        except RegistryError as exc:
+            if not getattr(exc, "keep_connection", False):
+                self._drop()
+            raise
+        except asyncio.CancelledError:
+            self._drop()
+            raise Cancelled(f"{where}: cancelled") from None
+        except asyncio.TimeoutError:
+            self._drop()
+            raise RegistryTimeout(f"{where}: no answer from the server within {self.timeout:g} s "
+                                  f"(VTM_FTP_TIMEOUT)") from None
+        except ssl.SSLCertVerificationError as exc:
+            self._drop()
+            raise TLSError(f"{where}: the server's TLS certificate is not trusted "
+                           f"({exc.verify_message or exc.reason}); set VTM_FTP_CA_FILE to the CA "
+                           f"that signed it") from None
+        except ssl.SSLError as exc:
+            self._drop()
+            raise TLSError(f"{where}: TLS failed ({exc.reason or exc})") from None
+        except ConnectionRefusedError:
+            self._drop()
+            raise ConnectError(f"{where}: connection refused (is the FTP server running?)") from None
+        except (ConnectionError, asyncio.IncompleteReadError, EOFError) as exc:
+            self._drop()
+            raise ConnectError(f"{where}: the connection was lost ({type(exc).__name__})") from None
+        except OSError as exc:
+            self._drop()
+            raise ConnectError(f"{where}: {exc.strerror or type(exc).__name__}") from None
+        except Exception as exc:
+            import aioftp
+
+            self._drop()
+            if isinstance(exc, aioftp.StatusCodeError):
+                raise RegistryError(f"{where}: unexpected server reply {_reply(exc)}") from None
+            raise
+
+    async def _guarded(self, op, cancel: threading.Event | None):
+        if cancel is not None and cancel.is_set():
+            raise asyncio.CancelledError
+        task = asyncio.ensure_future(self._with_client(op))
+        if cancel is None:
+            return await task
+
+        async def watch() -> None:
+            while not task.done():
+                if cancel.is_set():
+                    task.cancel()
+                    return
+                await asyncio.sleep(CANCEL_POLL)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await task
+        finally:
+            watcher.cancel()
+
+    async def _with_client(self, op):
+        if self._client is None:
+            self._client = await self._connect()
+        return await op(self._client)
+
+    async def _connect(self):
+        import aioftp
+
+        client = aioftp.Client(socket_timeout=self.timeout, connection_timeout=self.timeout,
+                               path_timeout=self.timeout, encoding="utf-8")
+        try:
+            await client.connect(self.host, self.port)
+            if self.tls:
+                # with a CA file, only that CA is trusted (pinned); else the system's CAs
+                cafile = str(Path(self.ca_file).expanduser()) if self.ca_file else None
+                context = ssl.create_default_context(cafile=cafile)
+                try:
+                    await client.upgrade_to_tls(context)
+                except aioftp.StatusCodeError as exc:
+                    raise TLSError(f"{self.url}: the server does not offer AUTH TLS ({_reply(exc)})") from None
+            await self._login(client)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    async def _login(self, client) -> None:
+        import aioftp
+
+        try:
+            code, info = await client.command("USER " + self.user, ("230", "33x"))
+            if code == "331":
+                code, info = await client.command("PASS " + self._password(), ("230", "33x"), censor_after=5)
+            if code != "230":
+                raise AuthError(f"{self.url}: login needs more than a password (server said {code})")
+        except aioftp.StatusCodeError as exc:
+            raise AuthError(f"{self.url}: login refused for user {self.user!r}: wrong user name or "
+                            f"password? (server said {_reply(exc)})") from None
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:
+                pass
+            self._client = None
+
+    def close(self) -> None:
+        if self._client is not None and self._loop is not None and not self._loop.is_closed():
+            client = self._client
+            self._client = None
+            try:
+                self._loop.run_until_complete(asyncio.wait_for(client.quit(), min(self.timeout, 5)))
+            except Exception:
+                client.close()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.close()
+        self._loop = None
+
+    def _p(self, path: str) -> str:
+        if not self.root:
+            return path
+        return (self.root.rstrip("/") + "/" + path) if path else self.root
+
+    # -- primitives ---------------------------------------------------------------------------
+
+    def list_dir(self, path: str) -> list[Entry]:
+        import aioftp
+
+        async def op(client):
+            try:
+                found = await client.list(self._p(path))
+            except aioftp.StatusCodeError as exc:
+                if _code(exc).startswith("55") or _code(exc) == "450":
+                    return []
+                raise
+            return [Entry(p.name, info.get("type") == "dir",
+                          int(info["size"]) if str(info.get("size", "")).isdigit() else None)
+                    for p, info in found if p.name not in ("", ".", "..")]
+
+        return self._call(f"list {path or '/'}", op)
+
+    def read_file(self, path: str, sink: Sink, *, max_size: int | None = None,
+                  cancel: threading.Event | None = None) -> int:
+        import aioftp
+
+        async def op(client):
+            try:
+                stream = await client.download_stream(self._p(path))
+            except aioftp.StatusCodeError as exc:
+                if _code(exc).startswith("55") or _code(exc) == "450":
+                    raise _keep(NotFound(f"{self.url}: no file {path}")) from None
+                raise
+            done = 0
+            try:
+                while True:
+                    if cancel is not None and cancel.is_set():
+                        raise asyncio.CancelledError
+                    block = await stream.read(CHUNK)
+                    if not block:
+                        break
+                    done += len(block)
+                    if max_size is not None and done > max_size:
+                        raise IntegrityError(f"{self.url}/{path}: larger than the expected {max_size} bytes")
+                    sink(block)
+            except BaseException:
+                stream.close()
+                raise
+            try:
+                await stream.finish()
+            except aioftp.StatusCodeError as exc:
+                raise ConnectError(f"{self.url}: download of {path} failed: {_reply(exc)}") from None
+            return done
+
+        return self._call(f"download {path}", op, cancel)
+
+    def write_file(self, path: str, source: Source, *, cancel: threading.Event | None = None) -> int:
+        import aioftp
+
+        async def op(client):
+            try:
+                stream = await client.upload_stream(self._p(path))
+            except aioftp.StatusCodeError as exc:
+                raise _keep(self._refused(exc, "write", path)) from None
+            done = 0
+            try:
+                while True:
+                    if cancel is not None and cancel.is_set():
+                        raise asyncio.CancelledError
+                    chunk = source(CHUNK)
+                    if not chunk:
+                        break
+                    await stream.write(chunk)
+                    done += len(chunk)
+            except BaseException:
+                stream.close()
+                raise
+            try:
+                await stream.finish()
+            except aioftp.StatusCodeError as exc:
+                raise _keep(self._refused(exc, "write", path)) from None
+            return done
+
+        return self._call(f"upload {path}", op, cancel)
+
+    def make_dirs(self, path: str) -> None:
+        async def op(client):
+            full = self._p(path)
+            base = "/" if full.startswith("/") else ""
+            for part in [p for p in full.split("/") if p]:
+                base = f"{base.rstrip('/')}/{part}" if base else part
+                await client.command("MKD " + base, ("2xx", "4xx", "5xx"))
+
+        self._call(f"create directory {path}", op)
+
+    def claim_dir(self, path: str) -> bool:
+        async def op(client):
+            # aioftp's make_directory succeeds on an existing directory: send MKD ourselves
+            code, info = await client.command("MKD " + self._p(path), ("2xx", "4xx", "5xx"))
+            return code, info
+
+        code, info = self._call(f"create directory {path}", op)
+        if code.startswith("2"):
+            return True
+        parent, _, name = path.rpartition("/")
+        if any(e.name == name and e.is_dir for e in self.list_dir(parent)):
+            return False
+        raise _keep(PermissionDenied(f"{self.url}: the server refused to create {path}: "
+                                     f"{code} {' '.join(info).strip()}"))
+
+    def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
+        import aioftp
+
+        async def op(client):
+            try:
+                await client.rename(self._p(src), self._p(dst))
+                return
+            except aioftp.StatusCodeError as exc:
+                if not replace:
+                    raise _keep(self._refused(exc, "rename", f"{src} -> {dst}")) from None
+            # servers like aioftp's refuse to rename onto an existing file: delete, then rename
+            await client.command("DELE " + self._p(dst), ("2xx", "4xx", "5xx"))
+            try:
+                await client.rename(self._p(src), self._p(dst))
+            except aioftp.StatusCodeError as exc:
+                raise _keep(self._refused(exc, "rename", f"{src} -> {dst}")) from None
+
+        self._call(f"rename {src} -> {dst}", op)
+
+    def delete_file(self, path: str) -> None:
+        async def op(client):
+            await client.command("DELE " + self._p(path), ("2xx", "4xx", "5xx"))
+
+        self._call(f"delete {path}", op)
+
+    def remove_dir(self, path: str) -> None:
+        async def op(client):
+            await client.command("RMD " + self._p(path), ("2xx", "4xx", "5xx"))
+
+        self._call(f"remove directory {path}", op)
+
+    def _refused(self, exc, what: str, path: str) -> RegistryError:
+        code = _code(exc)
+        if code in ("530", "532") or code.startswith("55") or code == "450":
+            return PermissionDenied(f"{self.url}: the server refused to {what} {path} "
+                                    f"(permission denied or read-only account?): {_reply(exc)}")
+        return RegistryError(f"{self.url}: {what} {path} failed: {_reply(exc)}")
+
+
+def _keep(exc: RegistryError) -> RegistryError:
+    """Mark an error after which the control connection is still in step (a refused command)."""
+    exc.keep_connection = True
+    return exc
+
+
+def _code(exc) -> str:
+    codes = getattr(exc, "received_codes", ()) or ("",)
+    return str(codes[-1])
+
+
+def _reply(exc) -> str:
+    info = getattr(exc, "info", "")
+    text = " ".join(str(line) for line in info) if isinstance(info, (list, tuple)) else str(info)
+    return f"{_code(exc)} {text.strip()}".strip()[:300]

@@ -1,0 +1,1 @@
+"""One TabPane per tab of the app."""

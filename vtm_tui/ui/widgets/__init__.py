@@ -1,0 +1,1 @@
+"""Reusable widgets: forms, progress card, metric charts, log tail, status header."""
