@@ -47,9 +47,9 @@ class VtmApp(App[int]):
         with TabbedContent(initial="launcher", id="tabs"):
             yield LauncherPane(self.settings, self.sources)
             yield RunsPane(self.settings, self.sources)
-            yield MlflowOpsPane()
-            yield RegistryPane()
-            yield ServingPane()
+            yield MlflowOpsPane(self.settings, self.sources)
+            yield RegistryPane(self.settings, self.sources)
+            yield ServingPane(self.settings, self.sources)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -38,7 +38,7 @@ class LaterPane(TabPane):
     COMING = ""  # what the tab will do
     COMMANDS: tuple[str, ...] = ()  # CLI commands that do (part of) it headless
 
-    def __init__(self) -> None:
+    def __init__(self, settings=None, sources=None) -> None:  # the same signature as real tabs
         super().__init__(self.TITLE, id=self.PANE_ID)
         self.tab_title = self.TITLE
 
