@@ -161,11 +161,11 @@ def experiment() -> str:
     return f"tb-{uuid.uuid4().hex[:10]}"
 
 
-def cli(*args: str, env_extra: dict | None = None, cwd: Path | None = None, entry=None,
+def cli(*args: str, cwd: Path, env_extra: dict | None = None, entry=None,
         timeout: float = 300) -> subprocess.CompletedProcess:
-    env = base_env(VTM_HOME=str((cwd or REPO) / ".vtm-test-home"), **(env_extra or {}))
+    env = base_env(VTM_HOME=str(cwd / ".vtm"), PYTHONPATH=str(REPO), **(env_extra or {}))
     argv = entry or [sys.executable, "-m", "vtm_tui.tb_import"]
-    return subprocess.run([*argv, *args], env=env, cwd=cwd or REPO, capture_output=True, text=True,
+    return subprocess.run([*argv, *args], env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -261,6 +261,14 @@ def test_flatten_tags_and_keys_mlflow_rejects(tmp_path, embedded_server, client,
     assert report.renamed == {"acc@1 (top)": "acc_1 _top_", "/lead/slash/": "_/lead/slash/_",
                               "a/../b": "a/__/b"}
     assert any("imported as" in line for line in format_report(report))
+
+    # a run keeps its key scheme: new points of a flattened run stay flattened
+    write_records(root / "events.out.tfevents.2.h.1.0",
+                  [file_version_event(WALL0 + 50)] + [scalar_event("train/loss", 9, WALL0 + 60, 1.0)])
+    report = import_tensorboard(root, tracking_uri=embedded_server.uri, experiment_name=experiment)
+    assert report.ok and report.points_imported == 1
+    assert "with --flatten-tags" in report.notes[0]
+    assert ("train_loss", 9, 1.0, int((WALL0 + 60) * 1000)) in mlflow_points(client, report.runs[0].run_id)
 
 
 # ---------------------------------------------------------------- acceptance: incremental
@@ -621,3 +629,19 @@ def test_tensor_scalar_encodings():
     assert tensor_scalar(T(dtype=types_pb2.DT_STRING, string_val=[b"x"])) is None
     two = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2)])
     assert tensor_scalar(T(dtype=types_pb2.DT_FLOAT, float_val=[1, 2], tensor_shape=two)) is None
+
+
+def test_progress_bar_draws_points_and_rate():
+    import io
+
+    from vtm_tui.commands.tb_import import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream, width=10)
+    bar(500, 1000)
+    bar(1000, 1000)
+    bar.close()
+    text = stream.getvalue()
+    assert "\r\x1b[2K[#####-----]  50% 500/1,000 points" in text
+    assert "[##########] 100% 1,000/1,000 points" in text and "points/s" in text
+    assert text.endswith("\n")

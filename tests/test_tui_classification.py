@@ -6,7 +6,7 @@ import pytest
 from conftest import REPO, make_vtm_env
 from test_tui_flows import fill, open_app, runs_row
 from textual.widgets import ProgressBar, Sparkline
-from tui_helpers import screen_text, wait_for
+from tui_helpers import wait_for, wait_for_text
 
 from vtm_tui.core.launch import cancel
 from vtm_tui.ui.app import VtmApp
@@ -58,5 +58,4 @@ async def test_launch_classification_and_watch_it_finish(classification_env):
         log = app.query_one("#run-log", LogTail)
         await wait_for(pilot, lambda: any(line.startswith("best val_accuracy=") for line in log.lines),
                        what="the log tail")
-        text = screen_text(app)
-        assert "succeeded" in text and "val_accuracy" in text and run.mlflow_run_id[:12] in text
+        await wait_for_text(pilot, "succeeded", "val_accuracy", run.mlflow_run_id[:12])

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 from conftest import DATA, make_vtm_env
 from textual.widgets import DataTable, Input, OptionList
-from tui_helpers import screen_text, wait_for
+from tui_helpers import wait_for, wait_for_text
 
 from vtm_tui.core.launch import cancel
 from vtm_tui.ui.app import VtmApp
@@ -70,16 +70,13 @@ async def test_invalid_values_block_launch_with_inline_messages(env):
         await fill(pilot, "epochs", "-1")
         await fill(pilot, "sleep", "fast")
         await pilot.press("ctrl+l")
-        await pilot.pause(0.5)
-        text = screen_text(app)
-        assert "must be >= 1 (got -1)" in text, text
-        assert "must be a number (got 'fast')" in text
+        await wait_for_text(pilot, "must be >= 1 (got -1)", "must be a number (got 'fast')")
         assert app.tabs.active == "launcher"
         assert any("Not launched" in str(n.message) for n in app._notifications)
         await fill(pilot, "epochs", "2x")
         await pilot.press("f5")
+        await wait_for_text(pilot, "must be an integer (got '2x')")
         await pilot.pause(0.5)
-        assert "must be an integer (got '2x')" in screen_text(app)
     assert env.store.list() == []  # nothing started
 
 
@@ -93,12 +90,13 @@ async def test_cancel_from_runs_tab(env):
         await wait_for(pilot, lambda: app.tabs.active == "runs", what="the Runs tab")
         run_id = (await wait_for(pilot, lambda: env.store.list(), what="the run record"))[0].id
         runs = app.query_one(RunsPane)
-        await wait_for(pilot, lambda: runs._selected == run_id and "running" in runs_row(app, run_id),
-                       timeout=30, what="the new run selected and running")
+        await wait_for(pilot, lambda: runs._selected == run_id and "running" in runs_row(app, run_id)
+                       and app.focused is app.query_one("#runs-table"),
+                       timeout=30, what="the new run selected, running, and the table focused")
         assert env.store.get(run_id).field_values["epochs"] == 200
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
-        assert "Cancel run" in screen_text(app)
+        await wait_for_text(pilot, "Cancel run")
         await pilot.press("y")
         await wait_for(pilot, lambda: "cancelled" in runs_row(app, run_id), timeout=30,
                        what="the run shown cancelled")
@@ -110,7 +108,8 @@ async def test_declining_the_confirmation_keeps_the_run(env):
     app = VtmApp(env.settings)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("2")
-        await wait_for(pilot, lambda: app.query_one(RunsPane)._selected == run.id, what="the run")
+        await wait_for(pilot, lambda: app.query_one(RunsPane)._selected == run.id
+                       and app.focused is app.query_one("#runs-table"), what="the run")
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
         await pilot.press("n")
@@ -123,7 +122,7 @@ async def test_run_launched_from_cli_appears_and_progresses(env):
     async with app.run_test(size=(120, 40)) as pilot:
         await open_app(pilot)
         await pilot.press("2")
-        assert "No runs yet" in screen_text(app)
+        await wait_for_text(pilot, "No runs yet")
         result = await asyncio.to_thread(env.run, "launch", "fake", "--set", "epochs=6",
                                          "--set", "sleep=0.4", "--set", "tag=from-cli")
         assert result.returncode == 0, result.stderr
@@ -182,8 +181,7 @@ async def test_broken_catalog_shows_error_line_then_recovers(tmp_path):
         await pilot.press("ctrl+r")
         launcher = app.query_one(LauncherPane)
         await wait_for(pilot, lambda: launcher.has_class("-broken"), what="the catalog errors")
-        text = screen_text(app)
-        assert f"catalog.yaml:{line}: tasks[0].runner.startMethod: expected one of" in text
+        await wait_for_text(pilot, f"catalog.yaml:{line}: tasks[0].runner.startMethod: expected one of")
         await pilot.press("ctrl+l")  # nothing to launch: a notice, not a crash
         catalog.write_text(good)
         await pilot.press("ctrl+r")
@@ -205,7 +203,8 @@ async def test_clone_rerun_log_search_and_copy(env):
         await open_app(pilot)
         await pilot.press("2")
         runs = app.query_one(RunsPane)
-        await wait_for(pilot, lambda: runs._selected == run.id, what="the run")
+        await wait_for(pilot, lambda: runs._selected == run.id
+                       and app.focused is app.query_one("#runs-table"), what="the run")
 
         await pilot.press("y")
         assert app.clipboard == str(run.id)
@@ -221,6 +220,8 @@ async def test_clone_rerun_log_search_and_copy(env):
         clone = env.store.list()[0]
         assert (clone.field_values["tag"], clone.field_values["epochs"]) == ("beta", 3)
         await wait_for(pilot, lambda: runs._selected == clone.id, what="the clone selected")
+        # Keys go where the focus is: wait until it has left the Launcher's form.
+        await wait_for(pilot, lambda: app.focused is app.query_one("#runs-table"), what="the table focused")
 
         await pilot.press("r")  # rerun the clone as it was
         await wait_for(pilot, lambda: len(env.store.list()) == 3, what="the rerun")
@@ -242,9 +243,10 @@ async def test_clone_rerun_log_search_and_copy(env):
         assert log.current == first
         await pilot.press("f")  # only matching lines
         assert log.lines and all("epoch" in line for line in log.lines)
-        assert "only matching lines" in screen_text(app)
+        await wait_for_text(pilot, "only matching lines")
         await pilot.press("escape")
-        assert isinstance(app.screen.query_one(RunsPane), RunsPane)
+        await wait_for(pilot, lambda: not isinstance(app.screen, LogScreen), what="the log closed")
+        assert app.tabs.active == "runs"
 
 
 async def test_palette_offers_the_current_tabs_actions(env):
@@ -253,16 +255,15 @@ async def test_palette_offers_the_current_tabs_actions(env):
         await open_app(pilot)
         await pilot.press("ctrl+p")
         await pilot.press(*"reload")
-        await pilot.pause(0.5)
-        assert "Reload catalog" in screen_text(app)
+        await wait_for_text(pilot, "Reload catalog")
         await pilot.press("escape")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1, what="the palette closed")
         await pilot.press("2")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.tabs.active == "runs", what="the Runs tab")
         await pilot.press("ctrl+p")
         await pilot.press(*"cancel")
-        await pilot.pause(0.5)
-        text = screen_text(app)
-        assert "Cancel" in text and "Reload catalog" not in text
+        text = await wait_for_text(pilot, "Cancel")
+        assert "Reload catalog" not in text
 
 
 def test_every_binding_has_an_id():
@@ -281,9 +282,8 @@ async def test_small_and_large_terminals(env):
         app = VtmApp(env.settings)
         async with app.run_test(size=size) as pilot:
             await open_app(pilot)
-            text = screen_text(app)
-            for title in ("Launcher", "Runs", "MLflow Ops", "Registry", "Serving", "Launch"):
-                assert title in text, (size, title)
+            await wait_for_text(pilot, "Launcher", "Runs", "MLflow Ops", "Registry", "Serving",
+                                "Launch", "epochs")
 
 
 def test_first_frame_imports_no_heavy_modules(offline_env):

@@ -30,3 +30,12 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 10.0
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; screen:\n"
                                  + screen_text(pilot.app))
         await pilot.pause(interval)
+
+
+async def wait_for_text(pilot, *texts: str, timeout: float = 10.0) -> str:
+    """Let the app run until every text is on screen (rendering lags a key press a little)."""
+    def shown() -> str:
+        screen = screen_text(pilot.app)
+        return screen if all(text in screen for text in texts) else ""
+
+    return await wait_for(pilot, shown, timeout=timeout, what=f"{texts} on screen")

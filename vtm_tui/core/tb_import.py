@@ -46,6 +46,7 @@ TAG_SOURCE = "vtm.tb_import.source"
 TAG_SOURCE_ID = "vtm.tb_import.source_id"
 TAG_PARENT_OF = "vtm.tb_import.parent_of"
 TAG_PARENT_ID = "vtm.tb_import.parent_id"
+TAG_FLATTEN = "vtm.tb_import.flatten_tags"
 FILE_TAG = "vtm.tb_import.file."
 SLOT_TAG = "vtm.tb_import.slot."
 MAX_BATCH_METRICS = 999        # + the slot tag = MLflow's 1000 entities per log_batch
@@ -96,6 +97,7 @@ class ImportReport:
     params_logged: int = 0
     problems: list[Problem] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # TensorBoard tag -> MLflow key
+    notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     elapsed: float = 0.0
 
@@ -134,6 +136,7 @@ def format_report(report: ImportReport) -> list[str]:
                      + (" [new]" if run.created else ""))
     for tag, key in sorted(report.renamed.items()):
         lines.append(f"  tag {tag!r} imported as {key!r}")
+    lines += [f"  note: {note}" for note in report.notes]
     return lines
 
 
@@ -349,8 +352,9 @@ class _Importer:
     def key_of(self, tag: str) -> str:
         from vtm_tui.core.tb_events import mlflow_key
 
-        key = mlflow_key(tag, self.flatten)
-        if key != tag and not (self.flatten and key == tag.replace("/", "_")):
+        flatten = self.run_flatten
+        key = mlflow_key(tag, flatten)
+        if key != tag and not (flatten and key == tag.replace("/", "_")):
             self.report.renamed[tag] = key
         return key
 
@@ -453,6 +457,14 @@ class _Importer:
     # -- one run
     def import_run(self, run: _Run, rel: str, paths: list[Path]) -> None:
         self.run = run
+        self.run_flatten = self.flatten
+        recorded = run.tags.get(TAG_FLATTEN)
+        if recorded in ("true", "false") and (recorded == "true") != self.flatten:
+            # one run, one key scheme: new points follow the keys of the points already there
+            self.run_flatten = recorded == "true"
+            self.report.notes.append(
+                f"run '{run.result.name}' was imported {'with' if self.run_flatten else 'without'} "
+                f"--flatten-tags; its new points follow that")
         self.files: list[_File] = []
         self.slots_used: dict[int, tuple[str, Position]] = {}
         self.old_ranges: dict[str, list[tuple[Position, Position]]] = {}
@@ -616,8 +628,8 @@ class _Importer:
             _retry(self.client.set_terminated, run_id, status, end_time=end_ms)
 
 
-def _open_run(client, experiment_id: str, name: str, source: Path,
-              rel: str, parent_id: str | None, start_ms: int | None) -> _Run:
+def _open_run(client, experiment_id: str, name: str, source: Path, rel: str,
+              parent_id: str | None, start_ms: int | None, flatten: bool) -> _Run:
     source_id = _digest(source)[:24]
     found = _find_run(client, experiment_id, TAG_SOURCE_ID, source_id)
     if found is not None:
@@ -625,6 +637,7 @@ def _open_run(client, experiment_id: str, name: str, source: Path,
         result = RunResult(run.info.run_name or name, run.info.run_id, str(source), created=False)
         return _Run(result, dict(run.data.tags), dict(run.data.params), run.info.status, run.info.end_time)
     tags = {TAG_SOURCE: str(source), TAG_SOURCE_ID: source_id, "vtm.tb_import.relpath": rel,
+            TAG_FLATTEN: "true" if flatten else "false",
             "mlflow.source.name": "vtm import-tb", "mlflow.source.type": "LOCAL"}
     if parent_id:
         tags["mlflow.parentRunId"] = parent_id
@@ -700,7 +713,7 @@ def import_tensorboard(log_dir, tracking_uri: str | None = None,
             default_name = rel if rel != "." else root.name
             name = default_name if several else (run_name or default_name)
             run = _open_run(client, report.experiment_id, name, (root / rel).resolve(), rel,
-                            parent.id if parent else None, firsts[rel])
+                            parent.id if parent else None, firsts[rel], flatten_tags)
             report.runs.append(run.result)
             importer.import_run(run, rel, paths)
             importer.finish_run(run)

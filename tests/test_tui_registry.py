@@ -1,0 +1,282 @@
+"""Pilot tests of the Registry tab on real registries: a local folder, vtm's own aioftp server
+in this process, a throttled pyftpdlib server (to cancel a pull halfway), and a port where
+nothing listens. Versions are published with the core API, then browsed and pulled through
+the UI; one SVG snapshot on the pinned demo registry of vtm_tui/ui/demo_registry.py."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import make_vtm_env
+from registry_fixtures import *  # noqa: F403  (the aioftp_server fixture)
+from registry_fixtures import PASSWORD, FtpServerProc, make_target, write_checkpoint
+from textual.widgets import Input, ProgressBar, Switch
+from tui_helpers import screen_text, wait_for
+
+from vtm_tui.core.registry import Registry, open_backend
+from vtm_tui.settings import PACKAGED_CATALOG
+from vtm_tui.ui.app import VtmApp
+from vtm_tui.ui.demo import make_demo
+from vtm_tui.ui.demo_registry import fill_demo_registry
+from vtm_tui.ui.screens.confirm import ConfirmScreen
+from vtm_tui.ui.tabs.registry import RegistryPane
+from vtm_tui.ui.widgets.registry_dialogs import (
+    ConvertDialog, PasswordDialog, PublishBestDialog, PublishDialog, PullDialog,
+)
+from vtm_tui.ui.widgets.registry_paths import complete_path
+from vtm_tui.ui.widgets.registry_transfer import TransferMeter, TransferProgress
+from vtm_tui.ui.widgets.registry_tree import NodeRef
+
+CLS = "classification-best-model"  # in the packaged catalog's registryModels: shown with its title
+OTHER = "other-model"  # in no catalog
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_for(tmp_path: Path, url: str, password: str | None = PASSWORD) -> VtmApp:
+    extra = {"VTM_FTP_PASSWORD": password} if password else {"NETRC": str(tmp_path / "no-netrc")}
+    env = make_vtm_env(tmp_path, VTM_REGISTRY_URL=url, VTM_FTP_TIMEOUT="10",
+                       MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                       TRAINING_CATALOG_PATH=str(PACKAGED_CATALOG), **extra)
+    return VtmApp(env.settings)
+
+
+async def open_registry_tab(pilot) -> RegistryPane:
+    await pilot.press("4")
+    pane = pilot.app.query_one(RegistryPane)
+    await wait_for(pilot, lambda: pane.settled, timeout=30, what="the registry to be read")
+    return pane
+
+
+def status(pane: RegistryPane) -> str:
+    return str(pane.query_one("#registry-status").render())
+
+
+@pytest.mark.parametrize("kind", ["local", "aioftp"])
+async def test_browse_two_models_and_pull_a_version(kind, request, tmp_path):
+    target = make_target(kind, request, tmp_path)
+    checkpoints = [write_checkpoint(tmp_path / f"ckpt{i}.pth", seed=i, metric=0.5 + i / 10) for i in range(3)]
+
+    def publish() -> None:  # with the core API, as `vtm registry publish` does; blocking: a thread
+        with target.open() as registry:
+            registry.publish_file(checkpoints[0], CLS, "dev", set_latest=True)
+            registry.publish_file(checkpoints[1], CLS, "dev", set_latest=True)
+            registry.publish_file(checkpoints[2], OTHER, "release", set_latest=True)
+
+    await asyncio.to_thread(publish)
+    app = app_for(tmp_path, target.url)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_registry_tab(pilot)
+        text = screen_text(app)
+        for shown in (CLS, "Classification Model", OTHER, "dev  2 versions", "release  1 version",
+                      "v2  LATEST", "v1  val_accuracy 0.5"):
+            assert shown in text, text
+        # The cursor starts on the newest version of the first model, its manifest beside it.
+        assert pane.tree.cursor_ref == NodeRef(CLS, "dev", 2)
+        assert f"{CLS} / dev / v2  LATEST" in text
+        await pilot.press("down")  # v1, not the LATEST one
+        await wait_for(pilot, lambda: f"{CLS} / dev / v1" in screen_text(app), what="v1's manifest")
+        manifest = pane.listing.info(NodeRef(CLS, "dev", 1)).manifest
+        text = screen_text(app)
+        for shown in ("sha256", manifest.bundle_sha256[:40], "val_accuracy 0.5", "classification",
+                      "checkpoint.pth", "bundle.json", f"file {checkpoints[0].name}", "torch"):
+            assert shown in text, text
+
+        await pilot.press("p")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, PullDialog) and app.screen)
+        assert dialog.query_one("#pull-dest", Input).value == "./downloads"  # the catalog's default
+        await pilot.press("ctrl+a", "ctrl+k", *"models/pulled", "enter")
+        await wait_for(pilot, lambda: "Pulled" in status(pane) and pane._job is None, timeout=30,
+                       what="the pull to finish")
+        folder = tmp_path / "models/pulled" / CLS / "dev" / "1"
+        assert sha256(folder / "checkpoint.pth") == sha256(checkpoints[0])
+        assert sha256(folder / "checkpoint.pth") == manifest.file("checkpoint.pth").sha256
+        assert (folder / "manifest.json").is_file()
+        text = screen_text(app)
+        assert f"✓ Pulled {CLS}/dev/1 into models/pulled/{CLS}/dev/1" in text, text
+        assert f"sha256 {manifest.bundle_sha256[:12]} verified" in status(pane)
+        assert not pane.has_class("-transfer")  # the progress bar is gone
+
+
+async def test_cancelled_pull_leaves_nothing(tmp_path):
+    root = tmp_path / "ftp-root"
+    root.mkdir()
+    big = write_checkpoint(tmp_path / "big.pth", extra_floats=1_500_000)  # ~6 MB
+    with Registry(open_backend(str(root))) as registry:  # straight onto the server's disk: fast
+        registry.publish_file(big, CLS, "release", set_latest=True)
+    server = FtpServerProc(root, rate=250_000).start()  # ~25 s for the whole bundle
+    try:
+        app = app_for(tmp_path, server.url())
+        async with app.run_test(size=(120, 40)) as pilot:
+            pane = await open_registry_tab(pilot)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: isinstance(app.screen, PullDialog))
+            await pilot.press("enter")
+            bar = pane.query_one("#transfer-progress", ProgressBar)
+            await wait_for(pilot, lambda: bar.progress > 0, timeout=20, what="the pull to start moving")
+            assert "MB/s" in screen_text(app)
+            assert pane.check_action("cancel_transfer", ()) is True
+            await pilot.press("c")
+            await wait_for(pilot, lambda: "cancelled" in status(pane) and pane._job is None, timeout=10,
+                           what="the cancel")
+            assert "nothing was written to downloads" in screen_text(app)
+            assert not (tmp_path / "downloads").exists(), list((tmp_path / "downloads").rglob("*"))
+            assert pane.check_action("cancel_transfer", ()) is False
+    finally:
+        server.stop()
+
+
+async def test_unreachable_registry_is_a_status_and_the_app_keeps_working(tmp_path):
+    url = f"ftp://vtm@127.0.0.1:{free_port()}/registry"  # nothing listens there
+    app = app_for(tmp_path, url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_registry_tab(pilot)
+        assert pane.error and "connection refused" in pane.error
+        text = screen_text(app)
+        assert "✗ Registry unreachable" in text and "connection refused" in text, text
+        await wait_for(pilot, lambda: "r Refresh" in screen_text(app), what="the tab's keys in the footer")
+        await pilot.press("p")  # nothing to pull: a warning, no crash
+        await pilot.pause(0.2)
+        assert any("Select a model" in str(n.message) for n in app._notifications)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: pane._loads == 2 and pane.settled, what="the retry")
+        assert "connection refused" in status(pane)
+        await pilot.press("u")  # the publish form still opens (and closes)
+        await wait_for(pilot, lambda: isinstance(app.screen, PublishDialog))
+        await pilot.press("escape")
+        await pilot.press("1")
+        await wait_for(pilot, lambda: app.tabs.active == "launcher", what="the Launcher tab")
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.tabs.active == "registry", what="the Registry tab")
+
+
+async def test_ftp_password_is_asked_in_the_tab(request, tmp_path):
+    target = make_target("aioftp", request, tmp_path)
+    target.root.mkdir(parents=True)
+    app = app_for(tmp_path, target.url, password=None)  # no VTM_FTP_PASSWORD, no ~/.netrc
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        pane = app.query_one(RegistryPane)
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordDialog), what="the password dialog")
+        await pilot.press(*"wrong", "enter")
+        await wait_for(pilot, lambda: pane.settled, what="the refused login")
+        assert pane.error and pane._ftp_password is None  # forgotten: asked again next time
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordDialog), what="the second ask")
+        await pilot.press(*PASSWORD, "enter")
+        await wait_for(pilot, lambda: pane.settled and pane.listing is not None, what="the registry")
+        assert "No models in" in screen_text(app)
+        assert PASSWORD not in screen_text(app)
+
+
+async def test_publish_promote_convert_through_the_tab(tmp_path):
+    checkpoint = write_checkpoint(tmp_path / "outputs" / "checkpoints" / "best.pth", num_classes=3)
+    app = app_for(tmp_path, str(tmp_path / "reg"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_registry_tab(pilot)
+        assert "No models in reg yet" in screen_text(app)
+
+        await pilot.press("u")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, PublishDialog) and app.screen)
+        path = dialog.query_one("#publish-path", Input)
+        for typed, completed in (("ou", "outputs/"), ("c", "outputs/checkpoints/"),
+                                 ("b", "outputs/checkpoints/best.pth")):
+            await pilot.press(*typed)
+            await wait_for(pilot, lambda want=completed: getattr(path, "_suggestion", "") == want, what=completed)
+            await pilot.press("tab")  # takes the completion, as in a shell
+            assert path.value == completed
+        await pilot.press("tab")  # complete: on to the model name
+        assert app.focused is dialog.query_one("#publish-model", Input)
+        await pilot.press(*"classification-best-model")
+        dialog.query_one("#publish-latest", Switch).value = True
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Published" in status(pane) and pane.settled, timeout=30,
+                       what="the publish")
+        assert status(pane).startswith(f"✓ Published {CLS}/dev/1")
+        assert pane.tree.cursor_ref == NodeRef(CLS, "dev", 1)
+
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Promoted" in status(pane) and pane.settled, timeout=30, what="the promote")
+        assert f"Promoted {CLS}/dev/1 to {CLS}/release/1" in status(pane)
+        assert pane.tree.cursor_ref == NodeRef(CLS, "release", 1)
+        release_1 = pane.listing.info(NodeRef(CLS, "release", 1)).manifest
+        assert release_1.bundle_sha256 == pane.listing.info(NodeRef(CLS, "dev", 1)).manifest.bundle_sha256
+
+        await pilot.press("s")
+        convert = await wait_for(pilot, lambda: isinstance(app.screen, ConvertDialog) and app.screen)
+        assert convert.query_one("#convert-classes", Input).value == "3"  # from the manifest
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "Converted" in status(pane) and pane.settled, timeout=60, what="the convert")
+        converted = pane.listing.info(NodeRef(CLS, "release", 2))
+        assert converted.latest and converted.manifest.has_standard
+        assert converted.manifest.source["type"] == "conversion"
+        assert "converted from release/1" in screen_text(app)
+        assert sha256(checkpoint) == converted.manifest.file("checkpoint.pth").sha256
+
+
+async def test_publish_best_without_runs_is_a_status(tmp_path):
+    app = app_for(tmp_path, str(tmp_path / "reg"))  # its MLflow store (SQLite) has no runs at all
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await open_registry_tab(pilot)
+        await pilot.press("b")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, PublishBestDialog) and app.screen)
+        assert "publishes to classification-best-model" in screen_text(app)  # the catalog task's model
+        assert dialog.query_one("#best-task").value == "classification"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "failed" in status(pane) and pane._job is None, timeout=60,
+                       what="publish-best to fail")
+        assert status(pane).startswith("✗ Publish the best classification run failed: ")
+        assert pane.listing is not None and not pane.listing.models  # nothing was published
+
+
+def test_path_completion(tmp_path):
+    (tmp_path / "outputs" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "outputs" / "checkpoints" / "best.pth").write_bytes(b"x")
+    (tmp_path / "outputs" / "notes.txt").write_text("x")
+    (tmp_path / "other").mkdir()
+    assert complete_path("out", tmp_path) == "outputs/"
+    assert complete_path("outputs/c", tmp_path) == "outputs/checkpoints/"
+    assert complete_path("outputs/checkpoints/b", tmp_path, suffixes=(".pth",)) == "outputs/checkpoints/best.pth"
+    assert complete_path("outputs/n", tmp_path, suffixes=(".pth",)) is None  # not a checkpoint
+    assert complete_path("o", tmp_path) == "other/"  # several: the first (no longer common prefix)
+    assert complete_path("outputs/", tmp_path, dirs_only=True) == "outputs/checkpoints/"
+    assert complete_path(str(tmp_path / "oth"), "/") == str(tmp_path / "other") + "/"
+    assert complete_path("missing/x", tmp_path) is None
+
+
+def test_progress_messages_coalesce():
+    posted: list[TransferProgress] = []
+    now = [0.0]
+    meter = TransferMeter(posted.append, "Pulling m/dev/1", clock=lambda: now[0])
+    for block in range(1, 101):  # 100 blocks in 50 ms: one message, then the last
+        now[0] = block * 0.0005
+        meter(block * 1_000_000, 100_000_000)
+    assert [p.done for p in posted] == [1_000_000, 100_000_000]
+    assert posted[-1].rate == pytest.approx(100_000_000 / 0.05)
+    assert posted[0].can_replace(posted[1])
+
+
+def test_tab_snapshot_120x40(snap_compare, tmp_path):
+    settings, sources = make_demo(tmp_path)
+    fill_demo_registry(settings)
+
+    async def run_before(pilot) -> None:
+        await wait_for(pilot, lambda: "● up" in screen_text(pilot.app), what="the pinned server status")
+        pane = await open_registry_tab(pilot)
+        assert pane.tree.cursor_ref == NodeRef(CLS, "dev", 3)
+        await pilot.pause(0.2)
+
+    assert snap_compare(VtmApp(settings, sources), terminal_size=(120, 40), run_before=run_before)
