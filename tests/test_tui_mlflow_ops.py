@@ -103,6 +103,8 @@ async def test_lists_runs_compares_picks_best_and_registers(trained, embedded_se
         await wait_for(pilot, lambda: pane.runs[-1].run_id == best.run_id, what="the order reversed")
 
         # Compare: mark both runs, each metric is charted once per run.
+        while pane.table.cursor_row > 0:  # the cursor stays on its run through the re-sorts
+            await pilot.press("up")
         await pilot.press("space", "down", "space")
         await wait_for(pilot, lambda: charted(pane).get("val_accuracy") == 2
                        and charted(pane).get("train_loss") == 2, timeout=30, what="the compare chart")

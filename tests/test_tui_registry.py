@@ -233,7 +233,8 @@ async def test_publish_best_without_runs_is_a_status(tmp_path):
         pane = await open_registry_tab(pilot)
         await pilot.press("b")
         dialog = await wait_for(pilot, lambda: isinstance(app.screen, PublishBestDialog) and app.screen)
-        assert "publishes to classification-best-model" in screen_text(app)  # the catalog task's model
+        await wait_for(pilot, lambda: "ranks runs by val_accuracy (max), publishes to" in screen_text(app),
+                       what="the task's registry model")
         assert dialog.query_one("#best-task").value == "classification"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "failed" in status(pane) and pane._job is None, timeout=60,

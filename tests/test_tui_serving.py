@@ -16,11 +16,11 @@ from vtm_tui.core import procs, serving
 from vtm_tui.core.errors import UserError
 from vtm_tui.core.registry import Cancelled
 from vtm_tui.ui.app import VtmApp
-from vtm_tui.ui.demo_serving import ServingDemoSources, make_serving_demo
+from vtm_tui.ui.demo_serving import ServingDemoSources, make_serving_demo, show_serving
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.tabs.launcher import LauncherPane
 from vtm_tui.ui.tabs.serving import ServingPane
-from vtm_tui.ui.widgets.serving_preview import MaskPreview, preview_text
+from vtm_tui.ui.widgets.serving_preview import preview_text
 from vtm_tui.ui.widgets.serving_sources import Catalogue, ModelChoice, ServingSources, input_path
 
 START_TIMEOUT = 240  # `mlflow models serve` takes 20-60 s to answer, more on a busy machine
@@ -227,15 +227,12 @@ def test_preview_and_input_helpers(tmp_path):
     assert input_path("/data/x.png", tmp_path) == "/data/x.png"
 
 
-async def _demo_prediction(pilot) -> None:
-    pane = await open_serving(pilot)
-    await wait_for(pilot, lambda: pane._order, what="the demo servers")
-    await pilot.press("ctrl+g")
-    await wait_for(pilot, lambda: pane.result.rows and pilot.app.query_one(MaskPreview).grid,
-                   what="the demo prediction")
-    await pilot.pause(0.2)
-
-
 def test_serving_tab_snapshot_120x40(snap_compare, tmp_path):
     settings, sources = make_serving_demo(tmp_path)
-    assert snap_compare(VtmApp(settings, sources), terminal_size=(120, 40), run_before=_demo_prediction)
+
+    async def run_before(pilot) -> None:
+        form = pilot.app.query_one(LauncherPane).form
+        await wait_for(pilot, lambda: form.shown_task and form.rows, what="the app started")
+        await show_serving(pilot)
+
+    assert snap_compare(VtmApp(settings, sources), terminal_size=(120, 40), run_before=run_before)

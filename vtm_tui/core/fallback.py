@@ -77,7 +77,7 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
                   native: bool = False, source: str | None = None, random: bool = False,
                   top_k: int = 3, mask_path: str | None = None, registry: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  cancel: threading.Event | None = None) -> dict:
+                  cancel: threading.Event | None = None, interactive: bool | None = None) -> dict:
     """Predict with registry model `model`: natively when a server runs (or --native can start
     one), else from the registry bundle with the local loader."""
     skipped = []
@@ -96,17 +96,19 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
                        "served from the registry bundle")
     return predict_from_registry(settings, model, stage=stage, version=version, source=source,
                                  random=random, top_k=top_k, mask_path=mask_path, registry=registry,
-                                 progress=progress, cancel=cancel, skipped=skipped)
+                                 progress=progress, cancel=cancel, skipped=skipped,
+                                 interactive=interactive)
 
 
 def predict_from_registry(settings: Settings, model: str, *, stage: str, version, source, random,
                           top_k: int, mask_path, registry, progress=None, cancel=None,
-                          skipped: list[str] | None = None) -> dict:
+                          skipped: list[str] | None = None, interactive: bool | None = None) -> dict:
+    """interactive=False: never prompt for an FTP password (the TUI owns the terminal)."""
     from vtm_tui.core.registry import open_registry
     from vtm_tui.core.standard import load_model
 
     cache = settings.home / "cache"
-    with open_registry(settings, registry) as reg:
+    with open_registry(settings, registry, interactive=interactive) as reg:
         pulled = reg.pull(model, stage, version, dest=cache, progress=progress, cancel=cancel)
     loaded, meta = load_model(pulled.standard or pulled.checkpoint)
     inputs = load_input(source, tuple(meta["input_shape"]), random=random)

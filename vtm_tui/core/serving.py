@@ -163,6 +163,10 @@ def _reconcile(store: RunStore, record: ServerRecord) -> ServerRecord:
     if record.status in ("starting", "up") and not procs.is_running(record.pid, "mlflow"):
         _update(store, record.id, status="stopped", message="its process is gone")
         record.status, record.message = "stopped", "its process is gone"
+    elif record.status == "starting" and ping(record.url, timeout=0.5):
+        # whoever started it stopped waiting (e.g. the TUI was closed): it is up all the same
+        _update(store, record.id, status="up")
+        record.status = "up"
     return record
 
 

@@ -215,35 +215,45 @@ class _ClientSender:
 
         self._client, self._metric, self._param, self._tag = client, Metric, Param, RunTag
 
+    def prepare(self, run_id: str, metrics=(), tags=(), params=()):
+        return (run_id, [self._metric(k, v, t, s) for k, v, t, s in metrics],
+                [self._param(k, v) for k, v in params], [self._tag(k, v) for k, v in tags])
+
+    def post(self, prepared) -> None:
+        run_id, metrics, params, tags = prepared
+        self._client.log_batch(run_id, metrics=metrics, params=params, tags=tags, synchronous=True)
+
     def send(self, run_id: str, metrics=(), tags=(), params=()) -> None:
-        self._client.log_batch(
-            run_id, metrics=[self._metric(k, v, t, s) for k, v, t, s in metrics],
-            params=[self._param(k, v) for k, v in params], tags=[self._tag(k, v) for k, v in tags],
-            synchronous=True)
+        self.post(self.prepare(run_id, metrics, tags, params))
 
 
-class _RestSender:
-    """log_batch straight to a REST tracking server: the same request MlflowClient sends, built
-    with the json module instead of protobuf's JSON printer (several times cheaper per point),
-    with MLflow's own HTTP session, retries and credentials."""
+class _RestSender(_ClientSender):
+    """log_batch straight to a REST tracking server: the request MlflowClient sends, encoded
+    with the json module instead of protobuf's JSON printer (several times cheaper per point)
+    and sent with MLflow's own HTTP session, retries and credentials. Bodies are encoded on the
+    importing thread, so worker threads only post bytes."""
 
     ENDPOINT = "/api/2.0/mlflow/runs/log-batch"
+    HEADERS = {"Content-Type": "application/json"}
 
     def __init__(self, store):
         from mlflow.utils.rest_utils import http_request, verify_rest_response
 
         self._creds, self._http, self._verify = store.get_host_creds, http_request, verify_rest_response
 
-    def send(self, run_id: str, metrics=(), tags=(), params=()) -> None:
+    def prepare(self, run_id: str, metrics=(), tags=(), params=()) -> bytes:
         from vtm_tui.core.tb_events import json_number
 
         inf = float("inf")
-        body = {"run_id": run_id,
-                "metrics": [{"key": k, "value": v if -inf < v < inf else json_number(v),
-                             "timestamp": t, "step": s} for k, v, t, s in metrics],
-                "params": [{"key": k, "value": v} for k, v in params],
-                "tags": [{"key": k, "value": v} for k, v in tags]}
-        response = self._http(self._creds(), self.ENDPOINT, "POST", json=body)
+        return json.dumps({
+            "run_id": run_id,
+            "metrics": [{"key": k, "value": v if -inf < v < inf else json_number(v),
+                         "timestamp": t, "step": s} for k, v, t, s in metrics],
+            "params": [{"key": k, "value": v} for k, v in params],
+            "tags": [{"key": k, "value": v} for k, v in tags]}, separators=(",", ":")).encode()
+
+    def post(self, body: bytes) -> None:
+        response = self._http(self._creds(), self.ENDPOINT, "POST", data=body, extra_headers=self.HEADERS)
         self._verify(response, self.ENDPOINT)
 
 
@@ -299,7 +309,7 @@ def _first_wall_ms(path: Path) -> int | None:
 # ---------------------------------------------------------------- the import
 
 class _Batch:
-    __slots__ = ("file", "metrics", "start", "end", "slot", "done")
+    __slots__ = ("file", "metrics", "start", "end", "slot", "done")  # metrics: their count once sent
 
     def __init__(self, file, metrics, start, end, slot):
         self.file, self.metrics, self.start, self.end, self.slot = file, metrics, start, end, slot
@@ -380,8 +390,8 @@ class _Importer:
         return self.stopped
 
     # -- sending
-    def _send(self, run_id: str, metrics, tag) -> None:
-        _retry(self.sender.send, run_id, metrics, [tag])
+    def _post(self, payload) -> None:
+        _retry(self.sender.post, payload)
         if self._delay:
             time.sleep(self._delay)
         if self._exit_after:
@@ -400,12 +410,11 @@ class _Importer:
             if error is not None:
                 if not self.stopped or not self.report.problems:
                     self.problem(batch.file.path, batch.start[0],
-                                 f"MLflow did not take a batch of {len(batch.metrics)} points: {error}")
+                                 f"MLflow did not take a batch of {batch.metrics} points: {error}")
                 self.stopped = True
                 continue
             batch.done = True
-            count = len(batch.metrics)
-            batch.metrics = None
+            count = batch.metrics
             self.points_done += count
             self.run.result.points += count
             self.report.points_imported += count
@@ -426,7 +435,9 @@ class _Importer:
         self.slots_used[slot] = (file.fid, end)
         file.pending.append(batch)
         tag = (f"{SLOT_TAG}{slot}", f"{file.fid}:{start[0]}.{start[1]}-{end[0]}.{end[1]}")
-        self.inflight[self.pool.submit(self._send, self.run.id, metrics, tag)] = batch
+        payload = self.sender.prepare(self.run.id, metrics, [tag])
+        batch.metrics = len(metrics)  # the payload holds the points now
+        self.inflight[self.pool.submit(self._post, payload)] = batch
         if time.monotonic() - self._last_commit > COMMIT_INTERVAL:
             self._collect(block=False)
             self.commit()

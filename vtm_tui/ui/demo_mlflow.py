@@ -135,8 +135,14 @@ async def show_mlflow_ops(pilot) -> None:
     from vtm_tui.ui.tabs.mlflow_ops import MlflowOpsPane
     from vtm_tui.ui.widgets.mlflow_chart import HistoryPlot
 
-    await pilot.press("3")
-    pane = pilot.app.query_one(MlflowOpsPane)
+    app = pilot.app
+    deadline = time.monotonic() + 10
+    while app.tabs.active != "mlflow-ops":  # a key pressed while the app still starts can be lost
+        if time.monotonic() > deadline:
+            raise AssertionError("the MLflow Ops tab did not open")
+        await pilot.press("3")
+        await pilot.pause(0.1)
+    pane = app.query_one(MlflowOpsPane)
     await _until(pilot, lambda: pane.ready and pane.runs and pane.best_card.metric, "runs and defaults")
     pane.table.focus()
     await pilot.press("space", "down", "space")

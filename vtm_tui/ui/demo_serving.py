@@ -8,6 +8,7 @@ loader). Nothing is started and nothing is contacted.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields, make_dataclass
 from functools import cache
 from pathlib import Path
@@ -126,3 +127,25 @@ def with_serving(sources: Sources) -> Sources:
 def make_serving_demo(root: Path) -> tuple[Settings, Sources]:
     settings, sources = make_demo(root)
     return settings, with_serving(sources)
+
+
+async def _until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Serving demo did not reach: {what}")
+        await pilot.pause(0.05)
+
+
+async def show_serving(pilot) -> None:
+    """Open the Serving tab on the pinned sources and predict with the default target (the
+    first model alias): the segmentation result, its preview and the fallback's lines."""
+    from vtm_tui.ui.tabs.serving import ServingPane
+    from vtm_tui.ui.widgets.serving_preview import MaskPreview
+
+    await pilot.press("5")
+    pane = pilot.app.query_one(ServingPane)
+    await _until(pilot, lambda: pane.ready and pane._catalogue is not None and pane._order, "models and servers")
+    await pilot.press("ctrl+g")
+    await _until(pilot, lambda: pane.result.rows and pilot.app.query_one(MaskPreview).grid, "the prediction")
+    await pilot.pause(0.2)

@@ -166,6 +166,7 @@ class MlflowOpsPane(TabPane):
         self.runs: list[RunInfo] = []
         self._histories: dict[tuple[str, str], list[tuple[float, float]]] = {}
         self._chart_wanted: tuple | None = None
+        self._draw_pending = False
         self._import_cancel: threading.Event | None = None
         self.unreachable: str | None = None
 
@@ -285,7 +286,7 @@ class MlflowOpsPane(TabPane):
             self.best_card.show_error(message.error)
             self.notify(message.error, title="Register failed", severity="error", markup=False)
         elif message.what == "history":
-            self.run_worker(self.query_one(HistoryCharts).show({}, message.error), group="mlops-draw")
+            self.call_later(self.query_one(HistoryCharts).show, {}, message.error)
 
     def _failed(self, what: str, exc: BaseException) -> None:
         """From a worker thread: report an MLflow failure to the tab."""
@@ -446,7 +447,7 @@ class MlflowOpsPane(TabPane):
         if missing:
             self._fetch_histories(missing)
         else:
-            self.run_worker(self._draw_chart(), group="mlops-draw", exclusive=True)
+            self._schedule_draw()
 
     @work(thread=True, exclusive=True, group="mlops-history")
     def _fetch_histories(self, wanted: list[tuple[str, str]]) -> None:
@@ -466,9 +467,15 @@ class MlflowOpsPane(TabPane):
 
     def on_mlflow_ops_pane_histories_loaded(self, message: HistoriesLoaded) -> None:
         self._histories.update(message.histories)
-        self.run_worker(self._draw_chart(), group="mlops-draw", exclusive=True)
+        self._schedule_draw()
+
+    def _schedule_draw(self) -> None:
+        if not self._draw_pending:  # one redraw for a burst of marks and highlights
+            self._draw_pending = True
+            self.call_later(self._draw_chart)
 
     async def _draw_chart(self) -> None:
+        self._draw_pending = False
         charted = self._charted_runs()
         keys = self.table.metrics[:CHART_METRICS]
         if (tuple(run.run_id for run, _ in charted), tuple(keys)) != self._chart_wanted:

@@ -129,6 +129,7 @@ class RegistryPane(TabPane):
         listing: Listing | None
         error: str | None
         select: NodeRef | None
+        catalog: Catalog | None  # read even when the registry cannot be
 
     @dataclass
     class TransferEnded(Message):
@@ -143,6 +144,7 @@ class RegistryPane(TabPane):
         self.url_text = registry_display(settings)
         self.listing: Listing | None = None
         self.error: str | None = None
+        self.catalog: Catalog | None = None
         self.reading = False
         self._loads = 0  # reads started
         self._listed = False  # a listing was shown: the first one expands everything
@@ -265,10 +267,10 @@ class RegistryPane(TabPane):
         except Exception as exc:
             self._forget_password(exc)
             if not worker.is_cancelled:
-                self.post_message(self.Listed(None, problem_text(exc), select))
+                self.post_message(self.Listed(None, problem_text(exc), select, catalog))
             return
         if not worker.is_cancelled:  # a newer read is on its way
-            self.post_message(self.Listed(listing, None, select))
+            self.post_message(self.Listed(listing, None, select, catalog))
 
     def on_registry_pane_listed(self, message: Listed) -> None:
         if not self.ready:
@@ -276,6 +278,7 @@ class RegistryPane(TabPane):
             self.call_after_refresh(self._apply_pending)
             return
         self.reading = False
+        self.catalog = message.catalog
         tree = self.tree
         select = message.select or tree.cursor_ref
         if message.listing is None:
@@ -302,11 +305,6 @@ class RegistryPane(TabPane):
     @on(Tree.NodeHighlighted, "#registry-tree")
     def _highlighted(self) -> None:
         self._show_detail()
-
-    @on(Tree.NodeSelected, "#registry-tree")
-    def _chosen(self, event: Tree.NodeSelected) -> None:
-        if event.node.data is not None and event.node.data.version is not None:
-            self.action_pull()  # enter on a version: pull it (the dialog confirms)
 
     def _show_detail(self) -> None:
         self.query_one(RegistryDetail).show_ref(self.listing, self.tree.cursor_ref, self.sources.clock())
@@ -344,8 +342,7 @@ class RegistryPane(TabPane):
 
     def _model_names(self) -> list[str]:
         names = [model.name for model in self.listing.models] if self.listing else []
-        catalog = self.listing.catalog if self.listing else None
-        extra = [entry.model_name for entry in catalog.registry_models] if catalog else []
+        extra = [entry.model_name for entry in self.catalog.registry_models] if self.catalog else []
         return list(dict.fromkeys(names + extra))
 
     # -- actions ---------------------------------------------------------------------------
@@ -403,18 +400,18 @@ class RegistryPane(TabPane):
     def action_publish_best(self) -> None:
         if self._busy():
             return
-        catalog = self.listing.catalog if self.listing else _read_catalog(self.settings)
+        found = [task for task in (self.catalog.enabled_tasks() if self.catalog else []) if task.mlflow.model_name]
+        if not found:
+            self.notify("No enabled catalog task names a registry model (mlflow.modelName)" if self.catalog
+                        else "The catalog could not be read: see the Launcher tab", severity="warning")
+            return
         tasks = [(task.task_type, task.title or task.task_type,
                   (f"ranks runs by {task.mlflow.metric or '?'} ({task.mlflow.mode or '?'}), "
-                   f"publishes to {task.mlflow.model_name}"))
-                 for task in (catalog.enabled_tasks() if catalog else []) if task.mlflow.model_name]
-        if not tasks:
-            self.notify("No catalog task names a registry model (mlflow.modelName)", severity="warning")
-            return
+                   f"publishes to {task.mlflow.model_name}")) for task in found]
         ref = self.tree.cursor_ref if self.ready else None
+        # the task that publishes to the model under the cursor, else the first
         last = self._last_best or BestRequest(next(
-            (task for task in catalog.enabled_tasks() if ref and task.mlflow.model_name == ref.model),
-            catalog.enabled_tasks()[0]).task_type)
+            (task.task_type for task in found if ref and task.mlflow.model_name == ref.model), found[0].task_type))
 
         def chosen(request: BestRequest | None) -> None:
             if request is not None:

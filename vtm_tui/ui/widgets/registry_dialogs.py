@@ -79,6 +79,7 @@ class RegistryDialog(ModalScreen[T], Generic[T]):
     BINDINGS = [Binding("escape", "dismiss_dialog", "Cancel", id="registry.dialog.cancel"),
                 Binding("ctrl+s", "submit", "OK", id="registry.dialog.ok")]
     OK = "OK"
+    OK_KEY = "^s"  # enter submits from a text field too; on a switch or a list it is theirs
 
     def __init__(self, title: str, note: str | Text = "") -> None:
         super().__init__(classes="registry-dialog-screen")
@@ -98,8 +99,8 @@ class RegistryDialog(ModalScreen[T], Generic[T]):
             yield from self.rows()
             yield Static("", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.OK} (enter)", variant="primary", compact=True, id="dialog-ok")
-                yield Button("Cancel (esc)", compact=True, id="dialog-cancel")
+                yield Button(f"{self.OK} {self.OK_KEY}", variant="primary", compact=True, id="dialog-ok")
+                yield Button("Cancel esc", compact=True, id="dialog-cancel")
 
     def fail(self, message: str) -> None:
         error = self.query_one(".dialog-error", Static)
@@ -133,7 +134,7 @@ class RegistryDialog(ModalScreen[T], Generic[T]):
 
 
 class PullDialog(RegistryDialog[str]):
-    OK = "Pull"
+    OK, OK_KEY = "Pull", "⏎"
 
     def __init__(self, ref: str, destination: str, base: Path) -> None:
         model, stage, version = ref.split("/")
@@ -289,7 +290,7 @@ class PasswordDialog(RegistryDialog[str]):
     """Asked (from a worker, through the app) only when the FTP server wants a password that
     neither VTM_FTP_PASSWORD nor ~/.netrc gives. Kept in memory for this session only."""
 
-    OK = "Log in"
+    OK, OK_KEY = "Log in", "⏎"
 
     def __init__(self, where: str) -> None:
         super().__init__("FTP password", Text(f"The registry at {where} asks for a password.", "dim"))

@@ -2,7 +2,8 @@
 
 Each takes an open Registry (the worker's own) and a context giving the cancel event and a
 progress callback per phase; it returns what to tell the user and which version to select.
-No textual here: these run in a worker thread, and a test may call them directly.
+They touch no widget (they run in a worker thread) and take no lock of the UI's, so a test may
+call them directly.
 """
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ def predict(settings: Settings, target: str, *, source: str | None, native: bool
         raise UserError(f"target {target!r}: give a URL, models:/NAME@ALIAS or a registry NAME@STAGE")
     return fallback.predict_model(settings, model, stage=stage or "release", native=native, source=source,
                                   random=random, top_k=TOP_K, mask_path=mask_path, progress=progress,
-                                  cancel=cancel)
+                                  cancel=cancel, interactive=False)  # never prompt on the TUI's terminal
 
 
 @dataclass(frozen=True)
