@@ -123,26 +123,28 @@ class Server:
         self.stop()
 
 
+# Peak RSS is VmHWM of the child's own address space: ru_maxrss would also count the parent's
+# RSS at fork time (Linux carries it over exec), which here holds a million parsed points.
+PEAK_RSS = "max(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024"
+
 IMPORT_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from vtm_tui.core.tb_import import import_tensorboard
 started = time.perf_counter()
 report = import_tensorboard(sys.argv[1], tracking_uri=sys.argv[2], experiment_name="bench",
                             workers=int(sys.argv[3]))
 print(json.dumps({"seconds": time.perf_counter() - started, "points": report.points_imported,
-                  "problems": [str(p) for p in report.problems],
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+                  "problems": [str(p) for p in report.problems], "max_rss_mb": %s}))
+""" % PEAK_RSS
 
 PARSE_CHILD = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, sys.argv[2])
 from benchmarks.tb_import import parse_vtm
 from pathlib import Path
 seconds, points = parse_vtm(Path(sys.argv[1]))
-print(json.dumps({"seconds": seconds, "points": points,
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+print(json.dumps({"seconds": seconds, "points": points, "max_rss_mb": %s}))
+""" % PEAK_RSS
 
 
 def child(code: str, *args: str) -> dict:

@@ -327,7 +327,7 @@ def test_killed_import_resumes_with_exactly_the_same_set(tmp_path, embedded_serv
     expected = big_log(root / "events.out.tfevents.1.h.1.0", tags=20, steps=1500)  # 30 batches
     args = ["--tensorboard-dir", str(root), "--tracking-uri", embedded_server.uri,
             "--experiment-name", experiment]
-    env = base_env(VTM_HOME=str(tmp_path / ".vtm"), VTM_TB_IMPORT_BATCH_DELAY="0.5")
+    env = base_env(VTM_HOME=str(tmp_path / ".vtm"), VTM_TB_IMPORT_BATCH_DELAY="1.0")
     proc = subprocess.Popen([sys.executable, "-m", "vtm_tui.tb_import", *args], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -645,3 +645,16 @@ def test_progress_bar_draws_points_and_rate():
     assert "\r\x1b[2K[#####-----]  50% 500/1,000 points" in text
     assert "[##########] 100% 1,000/1,000 points" in text and "points/s" in text
     assert text.endswith("\n")
+
+
+def test_reader_never_trusts_a_huge_length(tmp_path):
+    import struct as st
+
+    path = tmp_path / "records"
+    offsets = write_records(path, [b"a" * 30, b"b" * 30])
+    length = st.pack("<Q", 1 << 50)
+    with open(path, "ab") as handle:  # an intact header claiming a petabyte
+        handle.write(length + st.pack("<I", masked_crc(length)) + b"x" * 10)
+    seen = list(read_records(path))
+    assert [data for _, _, data, _ in seen[:2]] == [b"a" * 30, b"b" * 30]
+    assert seen[2][3].truncated and seen[2][0] == offsets[1] + 46

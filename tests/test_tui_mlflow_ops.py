@@ -254,7 +254,12 @@ def test_render_lines_shares_one_scale_and_colours_each_run():
 
 def test_sort_keys_and_metric_columns():
     assert SortKey().order_by() == ["attributes.start_time DESC"]
-    assert SortKey("metric:val/acc", False).order_by() == ["metrics.`val/acc` ASC", "attributes.start_time DESC"]
+    assert SortKey("metric:val/acc", False).order_by() == ["metrics.`val/acc` ASC",
+                                                          "attributes.start_time DESC"]
     runs = [RunInfo("r1", "a", "FINISHED", 0, 1, metrics={"b": 1, "system/cpu": 2, "a": 3}),
             RunInfo("r2", "b", "FINISHED", 0, 1, metrics={"z": 1})]
-    assert metric_columns(runs, ["z", None, "missing"]) == ["z", "a", "b", "system/cpu"]
+    assert metric_columns(runs, "z") == ["z", "a", "b", "system/cpu"]
+    assert metric_columns(runs, "missing") == ["a", "b", "z", "system/cpu"]
+    many = [RunInfo("r", "r", "FINISHED", 0, 1, metrics={f"m{i:02}": i for i in range(12)})]
+    assert metric_columns(many, "m05", also="m11") == ["m05", "m00", "m01", "m02", "m03", "m04", "m06",
+                                                        "m07", "m11"]

@@ -8,6 +8,7 @@ is only there so a missing wheel degrades speed, not correctness.
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import BinaryIO, Iterator
 HEADER_SIZE = 12
 FOOTER_SIZE = 4
 CHUNK_SIZE = 4 << 20
+MAX_PLAUSIBLE_RECORD = 64 << 20  # TensorBoard events are far smaller; a longer cut-off "record" is noise
 _MASK_DELTA = 0xA282EAD8
 _u64 = struct.Struct("<Q")
 _u32 = struct.Struct("<I")
@@ -111,7 +113,8 @@ def _read(handle: BinaryIO, offset: int, chunk_size: int):
             length_crcs[length] = length_crc
         end = pos + HEADER_SIZE + length + FOOTER_SIZE
         if end > size:
-            if not eof:
+            # read on only when the file holds the whole record (never allocate a bogus length)
+            if not eof and os.fstat(handle.fileno()).st_size >= base + end:
                 buf, pos, base, eof = _refill(handle, buf, pos, base, chunk_size, end - pos)
                 continue
             yield base + pos, None, None, Damage(
@@ -136,6 +139,7 @@ def _refill(handle: BinaryIO, buf: bytes, pos: int, base: int, chunk_size: int, 
 def _resync(handle: BinaryIO, start: int) -> int | None:
     """The offset of the next record whose length and data CRCs both check out, or None."""
     window = 1 << 20
+    file_size = os.fstat(handle.fileno()).st_size
     pos_file = start
     handle.seek(start)
     buf = handle.read(window + HEADER_SIZE)
@@ -146,10 +150,12 @@ def _resync(handle: BinaryIO, start: int) -> int | None:
                 continue
             candidate = pos_file + i
             length = _u64.unpack_from(buf, i)[0]
+            if candidate + HEADER_SIZE + length + FOOTER_SIZE > file_size:
+                if length <= MAX_PLAUSIBLE_RECORD:
+                    return candidate  # intact header, cut-off body: the reader reports truncation
+                continue  # a chance match of the header CRC (1 in 2**32 positions)
             handle.seek(candidate + HEADER_SIZE)
             data = handle.read(length + FOOTER_SIZE)
-            if len(data) < length + FOOTER_SIZE:
-                return candidate  # intact header, cut-off body: let the reader report truncation
             if masked_crc(data[:length]) == _u32.unpack_from(data, length)[0]:
                 return candidate
         pos_file += limit

@@ -89,7 +89,7 @@ class MlflowOpsPane(TabPane):
         Binding("S", "reverse_sort", "Reverse", id="mlflow_ops.reverse", group=SORT),
         Binding("space", "mark", "Mark", id="mlflow_ops.mark",
                 tooltip="Mark the run to compare its metric history with other marked runs"),
-        Binding("u", "clear_marks", "Unmark all", id="mlflow_ops.unmark"),
+        Binding("u", "clear_marks", "Unmark", id="mlflow_ops.unmark", tooltip="Unmark every run"),
         Binding("b", "pick_best", "Pick", id="mlflow_ops.best", group=BEST,
                 tooltip="The best run by the card's metric and mode, among the filtered runs"),
         Binding("g", "register", "Register", id="mlflow_ops.register", group=BEST,
@@ -247,13 +247,15 @@ class MlflowOpsPane(TabPane):
     def _status(self, text: Text) -> None:
         self.query_one("#mlops-status", TextLine).update(text)
 
-    def _show_unreachable(self, uri: str, error: str) -> None:
+    def _show_unreachable(self, uri: str, error: str, state: str = "unreachable") -> None:
+        """The server or store did not answer (or, state "error", could not even be asked):
+        the status line says so, the body explains; everything else waits for ctrl+r."""
         self.unreachable = error
         self.add_class("-unreachable")
-        self._status(Text.assemble(("MLflow unreachable at ", "bold red"), (uri, "bold red"),
+        self._status(Text.assemble((f"MLflow {state} at ", "bold red"), (uri, "bold red"),
                                    ("  ctrl+r retries", "dim")))
         self.query_one("#mlops-message", Static).update(Text.assemble(
-            (f"MLflow unreachable at {uri}\n\n", "bold"), (error, "red"),
+            (f"MLflow {state} at {uri}\n\n", "bold"), (error, "red"),
             "\n\nStart the server (`vtm mlflow up`, or launch a run), or point MLFLOW_TRACKING_URI "
             "at one, then press ctrl+r."))
         focused = self.screen.focused
@@ -261,7 +263,7 @@ class MlflowOpsPane(TabPane):
             self.focus_default()
 
     def _reachable(self) -> bool:
-        """For actions that need MLflow: say so, once, when it cannot be reached."""
+        """For actions that need MLflow: a short notice instead, while it cannot be reached."""
         if self.unreachable is None:
             return True
         self.notify("MLflow is unreachable; ctrl+r retries", severity="warning")
@@ -277,6 +279,8 @@ class MlflowOpsPane(TabPane):
     def on_mlflow_ops_pane_failed(self, message: Failed) -> None:
         if message.unreachable:
             self._show_unreachable(message.uri, message.error)
+        elif message.what == "connect":
+            self._show_unreachable(message.uri, message.error, "error")
         if message.what == "runs":
             self._runs_info(Text(message.error, style="red"))
             self.query_one("#mlops-filter", Input).set_class(not message.unreachable, "-invalid")
@@ -290,7 +294,8 @@ class MlflowOpsPane(TabPane):
 
     def _failed(self, what: str, exc: BaseException) -> None:
         """From a worker thread: report an MLflow failure to the tab."""
-        uri = self._tracking.display_uri if self._tracking is not None else self.settings.effective_tracking_uri
+        tracking = self._tracking
+        uri = tracking.display_uri if tracking is not None else self.settings.effective_tracking_uri
         self.post_message(self.Failed(what, uri, _problem(exc), _unreachable(exc)))
 
     # -- connecting and experiments ----------------------------------------------------------
@@ -305,6 +310,9 @@ class MlflowOpsPane(TabPane):
         uri = self._tracking.display_uri if self._tracking else self.settings.effective_tracking_uri
         if self.unreachable is None:
             self._status(Text.assemble(("MLflow ", "bold"), ("● connecting ", "bold yellow"), uri))
+        else:
+            self._status(Text.assemble(("MLflow unreachable at ", "bold red"), (uri, "bold red"),
+                                       ("  retrying…", "yellow")))
         self._list_experiments(self._connect_seq, select)
 
     @work(thread=True, exclusive=True, group="mlops-connect")
@@ -383,13 +391,20 @@ class MlflowOpsPane(TabPane):
             return  # an older answer: another experiment, filter or order was asked for since
         self.runs = message.runs
         self.query_one("#mlops-filter", Input).remove_class("-invalid")
-        metrics = metric_columns(message.runs, [self.sort.metric, self.best_card.metric or None])
-        self.table.show_runs(message.runs, metrics, self.sort, self.sources.clock())
+        self._suggest_task()
+        self._show_table()
+
+    def _show_table(self) -> None:
+        metrics = metric_columns(self.runs, self.best_card.metric or None, self.sort.metric)
+        self.table.show_runs(self.runs, metrics, self.sort, self.sources.clock())
         self._update_runs_info()
-        tasks = Counter(run.tags.get(TASK_TAG) for run in message.runs if run.tags.get(TASK_TAG))
+        self._update_chart()
+
+    def _suggest_task(self) -> None:
+        """The catalog task that made most of these runs gives the best-run card its defaults."""
+        tasks = Counter(run.tags.get(TASK_TAG) for run in self.runs if run.tags.get(TASK_TAG))
         if tasks:
             self.best_card.suggest_task(tasks.most_common(1)[0][0])
-        self._update_chart()
 
     def _update_runs_info(self) -> None:
         count = len(self.runs)
@@ -453,9 +468,9 @@ class MlflowOpsPane(TabPane):
     def _fetch_histories(self, wanted: list[tuple[str, str]]) -> None:
         if not pause(CHART_DELAY):
             return
-        tracking, found = self._tracking_now(), {}
-        worker = get_current_worker()
+        found, worker = {}, get_current_worker()
         try:
+            tracking = self._tracking_now()
             for run_id, key in wanted:
                 if worker.is_cancelled:
                     return
@@ -488,7 +503,7 @@ class MlflowOpsPane(TabPane):
                 series[key] = lines
         chart = self.query_one(HistoryCharts)
         chart.border_title = ("Metric history · " + (f"{len(charted)} marked runs" if self.table.marked
-                              else "highlighted run (space marks runs to compare)"))
+                              else "highlighted run (space marks runs)"))
         if series != chart.charted or not chart.children:
             empty = "no metrics logged" if charted else "no run selected"
             await chart.show(series, empty)
@@ -555,10 +570,11 @@ class MlflowOpsPane(TabPane):
         self.post_message(self.TasksRead(tasks))
 
     def on_mlflow_ops_pane_tasks_read(self, message: TasksRead) -> None:
+        metric = self.best_card.metric
         self.best_card.set_tasks(message.tasks)
-        tasks = Counter(run.tags.get(TASK_TAG) for run in self.runs if run.tags.get(TASK_TAG))
-        if tasks:
-            self.best_card.suggest_task(tasks.most_common(1)[0][0])
+        self._suggest_task()
+        if self.runs and self.best_card.metric != metric:
+            self._show_table()  # the card's metric leads the metric columns
 
     # -- best run and registration -----------------------------------------------------------
 

@@ -85,12 +85,14 @@ class BestRunCard(Vertical):
         select = self.query_one("#best-task", Select)
         if task in self.tasks and select.value is Select.NULL and not self.metric:
             select.value = task
+            self._apply(self.tasks[task])  # now, not when Select.Changed arrives: the tab reads it
 
     @on(Select.Changed, "#best-task")
     def _task_chosen(self, event: Select.Changed) -> None:
-        defaults = self.tasks.get(event.value) if event.value is not Select.NULL else None
-        if defaults is None:
-            return
+        if event.value in self.tasks:
+            self._apply(self.tasks[event.value])
+
+    def _apply(self, defaults: TaskDefaults) -> None:
         if defaults.metric:
             self.query_one("#best-metric", Input).value = defaults.metric
         self.query_one("#best-mode", Select).value = defaults.mode

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -82,7 +83,7 @@ def render_lines(series: Sequence[Series], width: int, height: int) -> list[Text
     for s, points in zip(series, clean):
         pixels = [to_px(x, y) for x, y in points]
         dots = list(_line(*pixels[0], *pixels[0])) if len(pixels) == 1 else [
-            dot for a, b in zip(pixels, pixels[1:]) for dot in _line(*a, *b)]
+            dot for a, b in pairwise(pixels) for dot in _line(*a, *b)]
         for px, py in dots:
             cell = cells.setdefault((py // 4, px // 2), [0, s.color])
             cell[0] |= _DOT[py % 4][px % 2]

@@ -45,13 +45,18 @@ class SortKey:
         return f"{name} {'▼' if self.descending else '▲'}"
 
 
-def metric_columns(runs: list[RunInfo], first: list[str | None]) -> list[str]:
-    """The metric keys to show: `first` (the sort and best-run metrics) when present, then the
-    rest alphabetically with MLflow's system/ metrics last, at most MAX_METRIC_COLUMNS."""
+def metric_columns(runs: list[RunInfo], first: str | None = None, also: str | None = None) -> list[str]:
+    """The metric keys to show: `first` (the best-run metric) when present, then the rest
+    alphabetically with MLflow's system/ metrics last, at most MAX_METRIC_COLUMNS; `also` (the
+    sort metric) is added if the cut left it out. The order does not follow the sort, so that
+    cycling through the sort keys visits every column."""
     keys = {key for run in runs for key in run.metrics}
-    wanted = [key for key in dict.fromkeys(first) if key in keys]
+    wanted = [first] if first in keys else []
     rest = sorted(keys - set(wanted), key=lambda key: (key.startswith("system/"), key))
-    return (wanted + rest)[:max(MAX_METRIC_COLUMNS, len(wanted))]
+    shown = (wanted + rest)[:MAX_METRIC_COLUMNS]
+    if also in keys and also not in shown:
+        shown.append(also)
+    return shown
 
 
 def format_ago(ms: int | None, now: float) -> str:

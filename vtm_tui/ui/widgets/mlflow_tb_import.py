@@ -29,8 +29,8 @@ def summary_lines(report: ImportReport) -> list[str]:
     """format_report's facts, short enough for the card: totals, skipped points, the runs."""
     verb = "cancelled after importing" if report.cancelled else "imported"
     runs = len(report.runs)
-    lines = [f"{verb} {report.points_imported:,} points, {report.params_logged} params into {runs} "
-             f"run{'s' if runs != 1 else ''} of '{report.experiment_name}' in {report.elapsed:.1f}s"]
+    lines = [(f"{verb} {report.points_imported:,} points, {report.params_logged} params into {runs} "
+              f"run{'s' if runs != 1 else ''} of '{report.experiment_name}' in {report.elapsed:.1f}s")]
     if report.points_skipped:
         lines.append(f"{report.points_skipped:,} points were already in MLflow and were skipped")
     for run in report.runs[:MAX_RUNS_SHOWN]:
