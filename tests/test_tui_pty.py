@@ -41,6 +41,7 @@ def test_vtm_in_a_pty_shows_the_tabs_and_quits_cleanly(offline_env, quit_key):
         child.send(quit_key)
         rest = read_until(child, lambda out: LEAVE_ALT_SCREEN in out, timeout=15)
         child.expect(pexpect.EOF, timeout=15)
+        rest += child.before  # whatever came after leaving the alternate screen
         child.close()
         assert child.exitstatus == 0, (child.exitstatus, child.signalstatus, rest[-2000:])
         tail = rest[rest.rindex(LEAVE_ALT_SCREEN):]

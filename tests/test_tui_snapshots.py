@@ -8,16 +8,14 @@ from tui_helpers import wait_for
 
 from vtm_tui.ui.app import VtmApp
 from vtm_tui.ui.demo import make_demo
-from vtm_tui.ui.tabs.later import LaterPane
 from vtm_tui.ui.tabs.launcher import LauncherPane
-from vtm_tui.ui.tabs.mlflow_ops import MlflowOpsPane
-from vtm_tui.ui.tabs.registry import RegistryPane
 from vtm_tui.ui.tabs.runs import RunsPane
-from vtm_tui.ui.tabs.serving import ServingPane
 from vtm_tui.ui.widgets.log_tail import LogTail
 from vtm_tui.ui.widgets.metric_chart import MetricChart
 
-TABS = {"launcher": "1", "runs": "2", "mlflow_ops": "3", "registry": "4", "serving": "5"}
+# MLflow Ops, Registry and Serving are snapshotted by their own test modules, on their own
+# pinned demo data (test_tui_mlflow_ops.py, test_tui_registry.py, test_tui_serving.py).
+TABS = {"launcher": "1", "runs": "2"}
 
 
 def settled(tab_key: str):
@@ -42,17 +40,8 @@ def settled(tab_key: str):
     return run_before
 
 
-def _skip_unless_placeholder(tab: str) -> None:
-    """The MLflow Ops, Registry and Serving tabs started as placeholders (LaterPane); once a tab
-    has its real implementation, its own test module snapshots it on its own demo data."""
-    pane = {"mlflow_ops": MlflowOpsPane, "registry": RegistryPane, "serving": ServingPane}.get(tab)
-    if pane is not None and not issubclass(pane, LaterPane):
-        pytest.skip(f"the {tab} tab is implemented now: its own tests snapshot it")
-
-
 @pytest.mark.parametrize("tab", list(TABS))
 def test_tab_120x40(tab, snap_compare, tmp_path):
-    _skip_unless_placeholder(tab)
     settings, sources = make_demo(tmp_path)
     assert snap_compare(VtmApp(settings, sources), terminal_size=(120, 40),
                         run_before=settled(TABS[tab]))

@@ -16,7 +16,7 @@ def progress_text(run, width: int = 20) -> str:
     done = fraction_done(run.progress)
     parts = [f"run {run.id} {run.task} {run.status}"]
     if run.engine == "slurm":
-        parts.append(f"[{where(run)}]")
+        parts.append(f"[{run.where}]")
     if done is not None:
         filled = round(done * width)
         parts.append(f"[{'#' * filled}{'-' * (width - filled)}] {done:4.0%}")
@@ -24,13 +24,6 @@ def progress_text(run, width: int = 20) -> str:
         parts.append(f"epoch {run.progress.get('epoch')}/{run.progress.get('total_epochs', '?')}")
     parts += [f"{key}={value:.4g}" for key, value in numeric_metrics(run.progress).items()]
     return " ".join(parts)
-
-
-def where(run) -> str:
-    """local, or the Slurm job id, state and node."""
-    if run.engine != "slurm":
-        return run.engine
-    return " ".join(part for part in ("slurm", run.job_id, run.job_state, run.node) if part)
 
 
 def _wait_with_progress(settings: Settings, run_id: int) -> int:
@@ -93,7 +86,7 @@ def cmd_runs(args, settings: Settings) -> int:
             print(f"{run.id:>4}  {run.status:<10} {run.task[:16]:<16} "
                   f"{'-' if done is None else f'{done:.0%}':>8} "
                   f"{'-' if run.exit_code is None else run.exit_code:>4}  "
-                  f"{format_duration(run.duration):>8}  {run.mlflow_run_id or '-':<32}  {where(run)}")
+                  f"{format_duration(run.duration):>8}  {run.mlflow_run_id or '-':<32}  {run.where}")
         return EXIT_OK
     if action == "show":
         run = runs_api.get_run(settings, args.id)

@@ -84,6 +84,13 @@ class RunRecord:
         return self.status in ACTIVE
 
     @property
+    def where(self) -> str:
+        """local, or the Slurm job id, state and node."""
+        if self.engine != "slurm":
+            return self.engine
+        return " ".join(part for part in ("slurm", self.job_id, self.job_state, self.node) if part)
+
+    @property
     def duration(self) -> float | None:
         if self.started_at is None:
             return None

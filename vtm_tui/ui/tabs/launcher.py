@@ -95,6 +95,8 @@ class LauncherPane(TabPane):
                 yield TaskForm(id="task-form")
                 yield TextLine(id="field-help")
                 with Horizontal(id="launch-bar"):
+                    yield Select([("local", "local"), ("slurm", "slurm")], value="local",
+                                 allow_blank=False, compact=True, id="engine-picker")
                     yield Label("GPUs", id="gpu-label")
                     yield Select(gpu_options([]), value="cpu", allow_blank=False, compact=True,
                                  id="gpu-picker")
@@ -245,10 +247,20 @@ class LauncherPane(TabPane):
             picker.value = gpus
 
     def _sync_gpu_picker(self, task: Task) -> None:
+        self.query_one("#engine-picker", Select).value = task.runner.engine
+        self._engine_changed()
+
+    @on(Select.Changed, "#engine-picker")
+    def _engine_changed(self) -> None:
         # This machine's GPUs mean nothing to a run that another engine (Slurm) places.
-        local = task.runner.engine == "local"
+        engine = self.selected_engine()
+        local = engine == "local"
         self.query_one("#gpu-picker", Select).disabled = not local
-        self.query_one("#gpu-label", Label).update("GPUs" if local else f"GPUs: {task.runner.engine}")
+        self.query_one("#gpu-label", Label).update("GPUs" if local else f"GPUs: {engine}")
+
+    def selected_engine(self) -> str:
+        value = self.query_one("#engine-picker", Select).value
+        return "local" if value is Select.NULL else str(value)
 
     def selected_gpus(self) -> str | None:
         """The `gpus` for launch(): None leaves CUDA_VISIBLE_DEVICES to the engine."""
@@ -280,14 +292,16 @@ class LauncherPane(TabPane):
         self._launching = True
         note = " (starting the MLflow server first if it is down)" if self.settings.embedded_tracking else ""
         self.notify(f"Launching {task.title}…{note}", markup=False)
-        self._launch(task.task_type, self.form.values(), self.selected_gpus(), self.catalog)
+        self._launch(task.task_type, self.form.values(), self.selected_gpus(), self.catalog,
+                     self.selected_engine())
 
     @work(thread=True, group="launch")
-    def _launch(self, task_type: str, values: dict, gpus: str | None, catalog: Catalog) -> None:
+    def _launch(self, task_type: str, values: dict, gpus: str | None, catalog: Catalog,
+                engine: str = "local") -> None:
         from vtm_tui.core.launch import launch
 
         try:
-            run = launch(self.settings, task_type, values, gpus=gpus, catalog=catalog)
+            run = launch(self.settings, task_type, values, gpus=gpus, catalog=catalog, engine=engine)
         except Exception as exc:
             self.post_message(self.LaunchFailed(exc))
         else:

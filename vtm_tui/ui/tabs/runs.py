@@ -42,7 +42,7 @@ RECONCILE_EVERY = 10
 COPY = Binding.Group("Copy id", compact=True)
 COLUMNS = [("id", "ID"), ("status", "Status"), ("task", "Task"), ("progress", "Progress"),
            ("epoch", "Epoch"), ("metric", "Metric"), ("duration", "Duration"),
-           ("mlflow", "MLflow run")]
+           ("mlflow", "MLflow run"), ("where", "Where")]
 
 
 def row_cells(run: RunRecord, metric: str | None, now: float) -> tuple:
@@ -57,6 +57,7 @@ def row_cells(run: RunRecord, metric: str | None, now: float) -> tuple:
         f"{metric} {format_number(value)}" if value is not None else "-",
         Text(format_duration(run_duration(run, now)), justify="right"),
         (run.mlflow_run_id or "-")[:12],
+        run.where,  # local, or the Slurm job id, state and node
     )
 
 
