@@ -16,18 +16,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vtm_tui.ui.app import VtmApp  # noqa: E402
 from vtm_tui.ui.demo import make_demo  # noqa: E402
+from vtm_tui.ui.demo_mlflow import show_mlflow_ops, with_demo_mlflow  # noqa: E402
+from vtm_tui.ui.demo_registry import fill_demo_registry  # noqa: E402
+from vtm_tui.ui.demo_serving import show_serving, with_serving  # noqa: E402
 from vtm_tui.ui.tabs.launcher import LauncherPane  # noqa: E402
+from vtm_tui.ui.tabs.registry import RegistryPane  # noqa: E402
 from vtm_tui.ui.tabs.runs import RunsPane  # noqa: E402
 from vtm_tui.ui.widgets.log_tail import LogTail, SearchLog  # noqa: E402
 
-# file name -> keys pressed once the demo is loaded
+# file name -> keys pressed (or pilot coroutines run) once the demo is loaded
 SHOTS = {
     "launcher.svg": ["1"],
     "runs.svg": ["2"],
     "runs-log-search.svg": ["2", "l", "slash", *"val_accuracy", "enter", "n"],
-    "mlflow-ops.svg": ["3"],
+    "mlflow-ops.svg": [show_mlflow_ops],
     "registry.svg": ["4"],
-    "serving.svg": ["5"],
+    "serving.svg": [show_serving],
 }
 
 
@@ -42,7 +46,9 @@ async def _until(pilot, predicate, timeout: float = 10.0) -> None:
 async def shoot(name: str, keys: list[str], out: Path, size: tuple[int, int]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings, sources = make_demo(Path(folder))
-        app = VtmApp(settings, sources)
+        fill_demo_registry(settings)
+        # with_serving last: it keeps the fields with_demo_mlflow adds
+        app = VtmApp(settings, with_serving(with_demo_mlflow(sources)))
         async with app.run_test(size=size) as pilot:
             form = app.query_one(LauncherPane).form
             runs = app.query_one(RunsPane)
@@ -50,8 +56,13 @@ async def shoot(name: str, keys: list[str], out: Path, size: tuple[int, int]) ->
             await _until(pilot, lambda: form.rows and runs._charted
                          and any(log.lines for log in app.query(LogTail)))
             for key in keys:
+                if callable(key):
+                    await key(pilot)
+                    continue
                 await pilot.press(key)
                 await pilot.pause(0.1)
+            if "4" in keys:
+                await _until(pilot, lambda: app.query_one(RegistryPane).settled)
             if app.screen.query(SearchLog):
                 await _until(pilot, lambda: app.screen.query_one(SearchLog).lines)
             await pilot.pause(0.3)
