@@ -106,6 +106,22 @@ class Server:
         self.stop()
         raise SystemExit("mlflow server did not come up")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the processes that serve requests (uvicorn and its workers;
+        not MLflow's background job runner and huey consumers, which poll on their own)."""
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid and b"jobs" not in cmdline and b"huey" not in cmdline:
+                total += int(fields[11]) + int(fields[12])  # utime stime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -130,10 +146,11 @@ PEAK_RSS = "max(int(l.split()[1]) for l in open('/proc/self/status') if l.starts
 IMPORT_CHILD = """
 import json, sys, time
 from vtm_tui.core.tb_import import import_tensorboard
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 report = import_tensorboard(sys.argv[1], tracking_uri=sys.argv[2], experiment_name="bench",
                             workers=int(sys.argv[3]))
 print(json.dumps({"seconds": time.perf_counter() - started, "points": report.points_imported,
+                  "client_cpu": time.process_time() - cpu,
                   "problems": [str(p) for p in report.problems], "max_rss_mb": %s}))
 """ % PEAK_RSS
 
@@ -156,10 +173,13 @@ def child(code: str, *args: str) -> dict:
 
 def import_into_fresh_server(log_dir: Path, workdir: Path, server_workers: int, import_workers: int) -> dict:
     with Server(workdir, server_workers) as server:
-        return child(IMPORT_CHILD, str(log_dir), server.uri, str(import_workers))
+        before = server.cpu_seconds()
+        result = child(IMPORT_CHILD, str(log_dir), server.uri, str(import_workers))
+        result["server_cpu"] = server.cpu_seconds() - before
+        return result
 
 
-def baseline_log_batch(path: Path, workdir: Path, server_workers: int) -> tuple[float, int]:
+def baseline_log_batch(path: Path, workdir: Path, server_workers: int) -> dict:
     """The straightforward loop over already-parsed points: MlflowClient.log_batch, 1000 at a time."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -176,25 +196,30 @@ def baseline_log_batch(path: Path, workdir: Path, server_workers: int) -> tuple[
     with Server(workdir, server_workers) as server:
         client = MlflowClient(server.uri)
         run_id = client.create_run(client.create_experiment("baseline")).info.run_id
-        started = time.perf_counter()
+        before = server.cpu_seconds()
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(metrics), 1000):
             client.log_batch(run_id, metrics=metrics[i:i + 1000])
-        return time.perf_counter() - started, len(metrics)
+        return {"seconds": time.perf_counter() - started, "points": len(metrics),
+                "client_cpu": time.process_time() - cpu, "server_cpu": server.cpu_seconds() - before}
 
 
-def baseline_log_metric(workdir: Path, server_workers: int, sample: int) -> float:
-    """Seconds per point of a per-point `log_metric` loop."""
+def baseline_log_metric(workdir: Path, server_workers: int, sample: int) -> dict:
+    """Seconds (wall, client CPU, server CPU) per point of a per-point `log_metric` loop."""
     from mlflow import MlflowClient
 
     with Server(workdir, server_workers) as server:
         client = MlflowClient(server.uri)
         run_id = client.create_run(client.create_experiment("per-point")).info.run_id
         client.log_metric(run_id, "warmup", 0.0, step=0)
-        started = time.perf_counter()
+        before = server.cpu_seconds()
+        started, cpu = time.perf_counter(), time.process_time()
         for n in range(sample):
             client.log_metric(run_id, f"group{n % 4}/metric_{n % 20}", n / 7.0,
                               timestamp=int(WALL0 * 1000) + n, step=n // 20)
-        return (time.perf_counter() - started) / sample
+        return {"seconds": (time.perf_counter() - started) / sample,
+                "client_cpu": (time.process_time() - cpu) / sample,
+                "server_cpu": (server.cpu_seconds() - before) / sample}
 
 
 def main() -> int:
@@ -239,17 +264,30 @@ def main() -> int:
         print(f"import vtm import-tb       {imported['seconds']:8.2f}s  "
               f"{total / imported['seconds']:>12,.0f} points/s  peak RSS {imported['max_rss_mb']:.0f} MB "
               f"(server --workers {w}, {args.import_workers} requests in flight)", flush=True)
-        batch_seconds, batch_points = baseline_log_batch(path, tmp / "srv-batch", w)
-        print(f"import log_batch(1000) loop {batch_seconds:7.2f}s  {batch_points / batch_seconds:>12,.0f} points/s",
+        batch = baseline_log_batch(path, tmp / "srv-batch", w)
+        batch_seconds = batch["seconds"]
+        print(f"import log_batch(1000) loop {batch_seconds:7.2f}s  {batch['points'] / batch_seconds:>12,.0f} points/s",
               flush=True)
-        per_point = baseline_log_metric(tmp / "srv-metric", w, args.sample)
+        for name, data in (("vtm import-tb", imported), ("log_batch loop", batch)):
+            print(f"cpu    {name:<19} client {data['client_cpu'] / total * 1e6:6.0f} ms + server "
+                  f"{data['server_cpu'] / total * 1e6:6.0f} ms per 1000 points "
+                  f"(wall {data['seconds'] / total * 1e6:4.0f} ms)", flush=True)
+        per_point_data = baseline_log_metric(tmp / "srv-metric", w, args.sample)
+        per_point = per_point_data["seconds"]
         print(f"import log_metric loop     {per_point * 1000:8.2f}ms/point, extrapolated "
               f"{per_point * total:,.0f}s for {total:,} points", flush=True)
+        print(f"cpu    log_metric loop     client {per_point_data['client_cpu'] * 1e6:6.0f} ms + server "
+              f"{per_point_data['server_cpu'] * 1e6:6.0f} ms per 1000 points", flush=True)
         small_import = import_into_fresh_server(small_dir, tmp / "srv-small", w, args.import_workers)
         print(f"memory peak RSS: {small:,} points {small_import['max_rss_mb']:.0f} MB, "
               f"{total:,} points {imported['max_rss_mb']:.0f} MB (target < 500 MB, flat)", flush=True)
         print(f"RATIO end-to-end vs log_batch(1000) loop: {batch_seconds / imported['seconds']:.2f}x (target >= 2x)")
         print(f"RATIO end-to-end vs log_metric loop: {per_point * total / imported['seconds']:.0f}x (target >= 100x)")
+        cpu = {name: (data["client_cpu"] + data["server_cpu"]) / data["points"]
+               for name, data in (("import", imported), ("batch", batch))}
+        cpu["metric"] = per_point_data["client_cpu"] + per_point_data["server_cpu"]
+        print(f"RATIO total CPU (client + server) per point: log_batch loop / import "
+              f"{cpu['batch'] / cpu['import']:.2f}x, log_metric loop / import {cpu['metric'] / cpu['import']:.0f}x")
         print(f"RATIO memory {total:,} vs {small:,} points: "
               f"{imported['max_rss_mb'] / small_import['max_rss_mb']:.2f}x")
     return 0

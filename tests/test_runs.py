@@ -46,6 +46,7 @@ def test_cancel_stops_whole_group_and_kills_mlflow_run(vtm_env):
     assert "cancelled" in result.stdout
     run = vtm_env.store.get(run.id)
     assert run.status == "cancelled"
+    assert run.exit_code == -signal.SIGINT  # the first, gentle step reached the script itself
     assert not procs.group_alive(run.child_pid)
     assert procs.cmdline(grandchild) is None
     from mlflow.tracking import MlflowClient

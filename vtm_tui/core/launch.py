@@ -61,6 +61,8 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
 
     env = {**task.runner.env, "MLFLOW_TRACKING_URI": tracking_uri_for_runs(settings),
            "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type}
+    if "VTM_CANCEL_GRACE" in settings.env:  # may come from .env, which the supervisor never reads
+        env["VTM_CANCEL_GRACE"] = settings.env["VTM_CANCEL_GRACE"]
     if cuda is not None and engine_name == "local":  # Slurm assigns devices itself
         env["CUDA_VISIBLE_DEVICES"] = cuda
     cwd = str(task.runner.cwd or settings.workdir)

@@ -8,10 +8,13 @@ share, a PNG mask on disk and a small preview grid of class indices.
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from vtm_tui.core.errors import UserError
+
+# numpy is imported inside the functions: the Serving tab imports PALETTE at start-up.
+if TYPE_CHECKING:
+    import numpy as np
 
 # One colour per class index for masks and previews (background first).
 PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
@@ -22,6 +25,8 @@ PREVIEW_SIZE = (12, 24)  # rows, columns of the preview grid
 def load_input(source: str | None, shape: tuple[int, int, int], *, random: bool = False,
                seed: int = 0) -> np.ndarray:
     """A float32 batch (N, C, H, W) for a model taking `shape` = (C, H, W)."""
+    import numpy as np
+
     channels, height, width = shape
     if random or source is None:
         if not random:
@@ -58,6 +63,8 @@ def load_input(source: str | None, shape: tuple[int, int, int], *, random: bool 
 
 
 def _image(path: Path, width: int, height: int) -> np.ndarray:
+    import numpy as np
+
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -69,6 +76,8 @@ def _image(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    import numpy as np
+
     shifted = logits - logits.max(axis=axis, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=axis, keepdims=True)
@@ -81,6 +90,8 @@ def class_name(names: list[str] | None, index: int) -> str:
 def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, top_k: int = 3,
               mask_path: str | Path | None = None) -> dict:
     """Turn raw model outputs (logits) of the first sample into a readable, JSON-able result."""
+    import numpy as np
+
     logits = np.asarray(outputs, dtype=np.float64)
     if task_type == "classification":
         if logits.ndim != 2:
@@ -108,12 +119,16 @@ def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, 
 
 def preview(mask: np.ndarray, size: tuple[int, int] = PREVIEW_SIZE) -> np.ndarray:
     """Nearest-neighbour downsample of a class-index mask to a small grid for the terminal."""
+    import numpy as np
+
     rows = np.linspace(0, mask.shape[0] - 1, min(size[0], mask.shape[0])).round().astype(int)
     cols = np.linspace(0, mask.shape[1] - 1, min(size[1], mask.shape[1])).round().astype(int)
     return mask[np.ix_(rows, cols)]
 
 
 def write_mask(mask: np.ndarray, path: Path) -> Path:
+    import numpy as np
+
     from PIL import Image
 
     palette = np.array([PALETTE[i % len(PALETTE)] for i in range(int(mask.max()) + 1)], dtype=np.uint8)

@@ -31,9 +31,9 @@ MAX_LINE = 1 << 20  # longer partial lines are not kept for parsing (the log sti
 _TAG = b"VTM_"
 
 
-def cancel_grace() -> float:
+def cancel_grace(env) -> float:
     try:
-        return float(os.environ.get("VTM_CANCEL_GRACE", "10"))
+        return float(env.get("VTM_CANCEL_GRACE", "10"))
     except ValueError:
         return 10.0
 
@@ -133,7 +133,9 @@ def supervise(store: RunStore, run_id: int) -> None:
     run = store.get(run_id)
     cancel_flag = {"set": False}
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A handler, not SIG_IGN: an ignored SIGINT would be inherited by the training script, and
+    # the first step of a cancel (SIGINT, i.e. KeyboardInterrupt) would never reach it.
+    signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: cancel_flag.update(set=True))
 
     log = open(run.log_path, "ab", buffering=0)
@@ -154,7 +156,7 @@ def supervise(store: RunStore, run_id: int) -> None:
                  supervisor_pid=os.getpid(), child_pid=child.pid)
 
     tracker = ProgressTracker(store, run_id, run.progress)
-    canceller = Canceller(child.pid, cancel_grace())
+    canceller = Canceller(child.pid, cancel_grace(env))
     selector = selectors.DefaultSelector()
     selector.register(child.stdout, selectors.EVENT_READ)
     fd = child.stdout.fileno()
