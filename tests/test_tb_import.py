@@ -468,16 +468,9 @@ def test_reader_reports_damage_offsets(tmp_path):
 
 # ---------------------------------------------------------------- usage errors
 
-def _vtm_has_import_tb() -> bool:
-    from vtm_tui import cli as vtm_cli
-
-    return "import-tb" in vtm_cli.build_parser().format_help()
-
-
 ENTRIES = [
     pytest.param([sys.executable, "-m", "vtm_tui.tb_import"], id="python-m"),
-    pytest.param([VTM_BIN, "import-tb"], id="vtm", marks=pytest.mark.skipif(
-        not _vtm_has_import_tb(), reason="import-tb is not wired into vtm_tui/cli.py yet")),
+    pytest.param([VTM_BIN, "import-tb"], id="vtm"),
 ]
 
 

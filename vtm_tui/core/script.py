@@ -102,10 +102,12 @@ def _steps() -> dict[str, Callable[[ScriptContext, object], None]]:
     # Step modules import this one lazily, so they are gathered here rather than at import time.
     from vtm_tui.core.registry.steps import STEPS as REGISTRY_STEPS
     from vtm_tui.core.serving_steps import step_predict, step_serve, step_stop
+    from vtm_tui.core.tb_import import step_import_tb
     from vtm_tui.core.tracking_steps import step_best, step_register
 
     return {"launch": step_launch, "wait": step_wait, "cancel": step_cancel,
-            "best": step_best, "register": step_register, **REGISTRY_STEPS,
+            "best": step_best, "register": step_register, "import_tb": step_import_tb,
+            **REGISTRY_STEPS,
             "serve": step_serve, "predict": step_predict, "stop": step_stop}
 
 

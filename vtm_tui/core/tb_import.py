@@ -747,14 +747,12 @@ def import_tensorboard(log_dir, tracking_uri: str | None = None,
 def step_import_tb(ctx, spec) -> None:
     """Script step `import_tb: {tensorboard_dir, tracking_uri, experiment_name, run_name,
     flatten_tags}` (or `import_tb: DIR`). Problems fail the step (exit code 1)."""
-    from vtm_tui.core.script import StepFailed
+    from vtm_tui.core.script import StepFailed, step_spec
 
-    spec = spec if isinstance(spec, dict) else {"tensorboard_dir": spec}
     allowed = {"tensorboard_dir", "tracking_uri", "experiment_name", "run_name", "flatten_tags"}
-    unknown = set(spec) - allowed
-    if unknown:
-        raise StepFailed(f"unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-                         f"(allowed: {', '.join(sorted(allowed))})", 2)
+    spec = step_spec(spec, "tensorboard_dir", allowed,
+                     {"tensorboardDir": "tensorboard_dir", "trackingUri": "tracking_uri",
+                      "experimentName": "experiment_name", "runName": "run_name"})
     if not spec.get("tensorboard_dir"):
         raise StepFailed("`tensorboard_dir` is required", 2)
     if not isinstance(spec.get("flatten_tags", False), bool):
