@@ -6,11 +6,14 @@
    free port, fresh for each measurement): `import_tensorboard` vs a sequential
    `MlflowClient.log_batch` loop of 1000 already-parsed points (target >= 2x), and vs a
    per-point `log_metric` loop timed on a sample and extrapolated (target >= 100x).
-3. peak memory (max RSS of the importing process) for the full log and a 10x smaller one:
+3. peak memory (VmHWM of the importing process) for the full log and a 10x smaller one:
    flat in the number of points, < 500 MB.
+Each end-to-end line also gives the CPU time of the client and of the server's request
+processes per 1000 points: on a shared or busy machine the wall-time ratios follow whoever
+else uses the cores, the CPU figures do not.
 
 Usage: python benchmarks/tb_import.py [--tags 20] [--steps 50000] [--server-workers 1]
-       [--import-workers 4] [--skip-ea] [--sample 2000]
+       [--import-workers 4] [--skip-ea] [--skip-e2e] [--sample 2000]
 Every server it starts is stopped at the end (by its process group, which it created).
 """
 from __future__ import annotations
