@@ -3,7 +3,6 @@ against the session's real MLflow tracking server. Every test uses its own exper
 from __future__ import annotations
 
 import json
-import os
 import signal
 import struct
 import subprocess
