@@ -9,8 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vtm_tui.commands import EXIT_USAGE, catalog, ftp, mlflow, registry, runs, serve, tb_import
-from vtm_tui.core.errors import user_error_types
+from vtm_tui.commands import run_reporting_user_errors, catalog, ftp, mlflow, registry, runs, serve, tb_import
 from vtm_tui.settings import Settings
 
 COMMAND_GROUPS = (runs, catalog, mlflow, tb_import, registry, ftp, serve)
@@ -42,23 +41,18 @@ def run_tui(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+    if args.script and args.command:
+        parser.error("--script cannot be combined with a command")
+
+    def dispatch() -> int:
         settings = Settings.load()
         if args.script:
-            if args.command:
-                parser.error("--script cannot be combined with a command")
             return run_script(args.script, settings)
         if not args.command:
             return run_tui(settings)
         return args.handler(args, settings)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if not isinstance(exc, user_error_types()):
-            raise
-        print(f"vtm: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+
+    return run_reporting_user_errors("vtm", dispatch)
 
 
 if __name__ == "__main__":

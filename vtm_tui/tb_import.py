@@ -8,9 +8,8 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vtm_tui.commands import EXIT_USAGE
+    from vtm_tui.commands import run_reporting_user_errors
     from vtm_tui.commands.tb_import import add_arguments, cmd_import_tb
-    from vtm_tui.core.errors import user_error_types
     from vtm_tui.settings import Settings
 
     parser = argparse.ArgumentParser(
@@ -18,16 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Import TensorBoard event logs into MLflow (one run per event directory).")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return cmd_import_tb(args, Settings.load())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if not isinstance(exc, user_error_types()):
-            raise
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_reporting_user_errors(parser.prog, lambda: cmd_import_tb(args, Settings.load()))
 
 
 if __name__ == "__main__":
