@@ -2,8 +2,9 @@
 
 1. parsing alone: vtm's streaming reader vs tensorboard's EventAccumulator (no sampling:
    size_guidance scalars=0) on the same file. Target: >= 5x.
-2. end to end into a REST tracking server (`mlflow server`, SQLite backend, started here on a
-   free port, fresh for each measurement): `import_tensorboard` vs a sequential
+2. end to end into a REST tracking server (`mlflow server` as it comes: SQLite backend, its
+   default worker count unless --server-workers says otherwise; started here on a free port,
+   fresh for each measurement, the same configuration on both sides): `import_tensorboard` vs a sequential
    `MlflowClient.log_batch` loop of 1000 already-parsed points (target >= 2x), and vs a
    per-point `log_metric` loop timed on a sample and extrapolated (target >= 100x).
 3. peak memory (VmHWM of the importing process) for the full log and a 10x smaller one:
@@ -12,7 +13,7 @@ Each end-to-end line also gives the CPU time of the client and of the server's r
 processes per 1000 points: on a shared or busy machine the wall-time ratios follow whoever
 else uses the cores, the CPU figures do not.
 
-Usage: python benchmarks/tb_import.py [--tags 20] [--steps 50000] [--server-workers 1]
+Usage: python benchmarks/tb_import.py [--tags 20] [--steps 50000] [--server-workers N]
        [--import-workers 4] [--skip-ea] [--skip-e2e] [--sample 2000]
 Every server it starts is stopped at the end (by its process group, which it created).
 """
@@ -87,7 +88,7 @@ def free_port() -> int:
 class Server:
     """`mlflow server` with a fresh SQLite store, in its own process group."""
 
-    def __init__(self, workdir: Path, workers: int):
+    def __init__(self, workdir: Path, workers: int | None):
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         workdir.mkdir(parents=True)
@@ -95,7 +96,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
              "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-             "--artifacts-destination", str(workdir / "artifacts"), "--workers", str(workers)],
+             "--artifacts-destination", str(workdir / "artifacts"),
+             *(["--workers", str(workers)] if workers else [])],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -174,7 +176,7 @@ def child(code: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def import_into_fresh_server(log_dir: Path, workdir: Path, server_workers: int, import_workers: int) -> dict:
+def import_into_fresh_server(log_dir: Path, workdir: Path, server_workers: int | None, import_workers: int) -> dict:
     with Server(workdir, server_workers) as server:
         before = server.cpu_seconds()
         result = child(IMPORT_CHILD, str(log_dir), server.uri, str(import_workers))
@@ -182,7 +184,7 @@ def import_into_fresh_server(log_dir: Path, workdir: Path, server_workers: int, 
         return result
 
 
-def baseline_log_batch(path: Path, workdir: Path, server_workers: int) -> dict:
+def baseline_log_batch(path: Path, workdir: Path, server_workers: int | None) -> dict:
     """The straightforward loop over already-parsed points: MlflowClient.log_batch, 1000 at a time."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -207,7 +209,7 @@ def baseline_log_batch(path: Path, workdir: Path, server_workers: int) -> dict:
                 "client_cpu": time.process_time() - cpu, "server_cpu": server.cpu_seconds() - before}
 
 
-def baseline_log_metric(workdir: Path, server_workers: int, sample: int) -> dict:
+def baseline_log_metric(workdir: Path, server_workers: int | None, sample: int) -> dict:
     """Seconds (wall, client CPU, server CPU) per point of a per-point `log_metric` loop."""
     from mlflow import MlflowClient
 
@@ -229,7 +231,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tags", type=int, default=20)
     parser.add_argument("--steps", type=int, default=50_000)
-    parser.add_argument("--server-workers", type=int, default=1, help="mlflow server --workers, both sides")
+    parser.add_argument("--server-workers", type=int, default=None,
+                        help="mlflow server --workers, both sides (default: mlflow's own default)")
     parser.add_argument("--import-workers", type=int, default=4, help="log_batch requests in flight")
     parser.add_argument("--sample", type=int, default=2000, help="points for the log_metric loop")
     parser.add_argument("--skip-ea", action="store_true", help="skip the (slow) EventAccumulator run")
@@ -266,7 +269,7 @@ def main() -> int:
         assert imported["points"] == total and not imported["problems"], imported
         print(f"import vtm import-tb       {imported['seconds']:8.2f}s  "
               f"{total / imported['seconds']:>12,.0f} points/s  peak RSS {imported['max_rss_mb']:.0f} MB "
-              f"(server --workers {w}, {args.import_workers} requests in flight)", flush=True)
+              f"(server --workers {w or 'default'}, {args.import_workers} requests in flight)", flush=True)
         batch = baseline_log_batch(path, tmp / "srv-batch", w)
         batch_seconds = batch["seconds"]
         print(f"import log_batch(1000) loop {batch_seconds:7.2f}s  {batch['points'] / batch_seconds:>12,.0f} points/s",
