@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,23 @@ class VtmEnv:
 def make_vtm_env(cwd: Path, **extra: str) -> VtmEnv:
     env = base_env(VTM_HOME=str(cwd / ".vtm"), VTM_CANCEL_GRACE="2", **extra)
     return VtmEnv(cwd, env, Settings.load(cwd=cwd, environ=env))
+
+
+def train_registered_model(server_uri: str, cwd: Path, prefix: str) -> tuple[VtmEnv, str, str]:
+    """One run of the shipped classification script (1 epoch, 64 samples: its checkpoint and its
+    logged model hold the same weights), registered in MLflow as NAME@release and published,
+    converted to the standard format, to the folder registry as NAME/release.
+    Returns (vtm, NAME, MLflow run id)."""
+    vtm = make_vtm_env(cwd, MLFLOW_TRACKING_URI=server_uri, TRAINING_CATALOG_PATH=str(REPO / "catalog.yaml"))
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    run = json.loads(vtm.run("launch", "classification", "--set", "epochs=1", "--set", "samples=64",
+                             "--set", f"experiment_name={name}", "--wait", "--json", check=True).stdout)
+    vtm.run("mlflow", "register", run["mlflow_run_id"], "--model", name, "--alias", "release", check=True)
+    checkpoint = next((cwd / "outputs" / "checkpoints").glob("*/best_checkpoint.pth"))
+    vtm.run("registry", "publish", str(checkpoint), "--model", name, "--stage", "release",
+            "--set-latest", "--convert-standard", "--task", "classification", "--num-classes", "5",
+            check=True)
+    return vtm, name, run["mlflow_run_id"]
 
 
 @pytest.fixture

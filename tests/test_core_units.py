@@ -1,8 +1,10 @@
 """Unit tests of the small core pieces: progress protocol, settings, run store, log tail."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +63,11 @@ def test_settings_defaults(tmp_path):
     assert Settings.load(cwd=tmp_path, environ={}).catalog_path == tmp_path / "catalog.yaml"
     with pytest.raises(UserError, match="VTM_MLFLOW_PORT"):
         Settings.load(cwd=tmp_path, environ={"VTM_MLFLOW_PORT": "http"})
+    assert settings.mlflow_workers == 2
+    assert Settings.load(cwd=tmp_path, environ={"VTM_MLFLOW_WORKERS": "5"}).mlflow_workers == 5
+    for bad in ("0", "many", "-1", "33"):
+        with pytest.raises(UserError, match="VTM_MLFLOW_WORKERS must be a number of worker processes"):
+            Settings.load(cwd=tmp_path, environ={"VTM_MLFLOW_WORKERS": bad})
 
 
 def test_store_finish_is_first_writer_wins_and_concurrent_creates(tmp_path):
@@ -129,3 +136,28 @@ def test_embedded_server_is_reused_not_restarted(embedded_server):
     again = mlflow_server.up(embedded_server.settings)
     assert again.pid == before.pid
     assert mlflow_server.healthy(embedded_server.uri)
+
+
+def _session_cmdlines(leader: int) -> list[str]:
+    """Command lines of every process in the session that `leader` started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            if entry.isdigit() and int(fields[3]) == leader:
+                found.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_embedded_server_runs_its_workers_and_no_job_runner(embedded_server):
+    """VTM_MLFLOW_WORKERS request workers (2 by default), and none of MLflow's job-runner
+    processes unless the user asks for them."""
+    cmdlines = _session_cmdlines(mlflow_server.status(embedded_server.settings).pid)
+    assert any("--workers 2" in line for line in cmdlines), cmdlines
+    assert sum("multiprocessing" in line and "spawn_main" in line for line in cmdlines) >= 2, cmdlines
+    assert not any("huey" in line for line in cmdlines), cmdlines
+    settings = Settings.load(cwd=embedded_server.home.parent,
+                             environ={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"})
+    assert mlflow_server.server_environment(settings)["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"

@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 
 import numpy as np
 import pytest
 
-from conftest import REPO, free_port, make_vtm_env
+from conftest import REPO, free_port, make_vtm_env, train_registered_model
 from vtm_tui.core import procs, serving
 
 
 @pytest.fixture(scope="module")
 def trained(embedded_server, tmp_path_factory):
-    """One classification run (1 epoch: the checkpoint and the logged model hold the same
-    weights), registered in MLflow as NAME@release and published to the folder registry."""
-    cwd = tmp_path_factory.mktemp("serving")
-    vtm = make_vtm_env(cwd, MLFLOW_TRACKING_URI=embedded_server.uri,
-                       TRAINING_CATALOG_PATH=str(REPO / "catalog.yaml"))
-    name = f"serve-{uuid.uuid4().hex[:8]}"
-    run = json.loads(vtm.run("launch", "classification", "--set", "epochs=1", "--set", "samples=64",
-                             "--set", f"experiment_name={name}", "--wait", "--json", check=True).stdout)
-    vtm.run("mlflow", "register", run["mlflow_run_id"], "--model", name, "--alias", "release", check=True)
-    checkpoint = next((cwd / "outputs" / "checkpoints").glob("*/best_checkpoint.pth"))
-    vtm.run("registry", "publish", str(checkpoint), "--model", name, "--stage", "release",
-            "--set-latest", "--convert-standard", "--task", "classification", "--num-classes", "5",
-            check=True)
-    return vtm, name, run["mlflow_run_id"]
+    return train_registered_model(embedded_server.uri, tmp_path_factory.mktemp("serving"), "serve")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,10 @@ published to the folder registry) served, predicted on and stopped from the tab;
 fallback with its download; and a snapshot on the pinned demo world (no server at all)."""
 from __future__ import annotations
 
-import json
 import threading
-import uuid
 
 import pytest
-from conftest import REPO, free_port, make_vtm_env
+from conftest import free_port, make_vtm_env, train_registered_model
 from textual.widgets import Input, ProgressBar, Select, Switch
 from tui_helpers import screen_text, wait_for
 
@@ -28,19 +26,7 @@ START_TIMEOUT = 240  # `mlflow models serve` takes 20-60 s to answer, more on a 
 
 @pytest.fixture(scope="module")
 def trained(embedded_server, tmp_path_factory):
-    """One classification run (1 epoch, 64 samples) registered as NAME@release in MLflow and
-    published, converted to the standard format, to the folder registry as NAME/release."""
-    cwd = tmp_path_factory.mktemp("tui-serving")
-    vtm = make_vtm_env(cwd, MLFLOW_TRACKING_URI=embedded_server.uri,
-                       TRAINING_CATALOG_PATH=str(REPO / "catalog.yaml"))
-    name = f"tui-serve-{uuid.uuid4().hex[:8]}"
-    run = json.loads(vtm.run("launch", "classification", "--set", "epochs=1", "--set", "samples=64",
-                             "--set", f"experiment_name={name}", "--wait", "--json", check=True).stdout)
-    vtm.run("mlflow", "register", run["mlflow_run_id"], "--model", name, "--alias", "release", check=True)
-    checkpoint = next((cwd / "outputs" / "checkpoints").glob("*/best_checkpoint.pth"))
-    vtm.run("registry", "publish", str(checkpoint), "--model", name, "--stage", "release",
-            "--set-latest", "--convert-standard", "--task", "classification", "--num-classes", "5",
-            check=True)
+    vtm, name, _ = train_registered_model(embedded_server.uri, tmp_path_factory.mktemp("tui-serving"), "tui-serve")
     yield vtm, name
     for record in serving.list_servers(vtm.settings):  # never leave a model server behind
         serving.stop_server(vtm.settings, record.id)

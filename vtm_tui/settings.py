@@ -12,6 +12,8 @@ from typing import Mapping
 from vtm_tui.core.errors import UserError
 
 DEFAULT_MLFLOW_PORT = 5001
+DEFAULT_MLFLOW_WORKERS = 2  # requests served in parallel: a TUI, a training run and an import at once
+MAX_MLFLOW_WORKERS = 32
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 
@@ -40,6 +42,7 @@ class Settings:
     catalog_path: Path
     tracking_uri: str | None  # None: use (and start) the embedded tracking server
     mlflow_port: int = DEFAULT_MLFLOW_PORT
+    mlflow_workers: int = DEFAULT_MLFLOW_WORKERS
     registry_url: str | None = None
     experiment_name: str = "void-train-manager"
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -60,11 +63,16 @@ class Settings:
         port_text = merged.get("VTM_MLFLOW_PORT") or str(DEFAULT_MLFLOW_PORT)
         if not port_text.isdigit():
             raise UserError(f"VTM_MLFLOW_PORT must be a port number, got {port_text!r}")
+        workers_text = merged.get("VTM_MLFLOW_WORKERS") or str(DEFAULT_MLFLOW_WORKERS)
+        if not workers_text.isdigit() or not 1 <= int(workers_text) <= MAX_MLFLOW_WORKERS:
+            raise UserError(f"VTM_MLFLOW_WORKERS must be a number of worker processes from 1 to "
+                            f"{MAX_MLFLOW_WORKERS}, got {workers_text!r}")
         return cls(
             home=path_of("VTM_HOME", ".vtm"),
             catalog_path=catalog,
             tracking_uri=merged.get("MLFLOW_TRACKING_URI") or None,
             mlflow_port=int(port_text),
+            mlflow_workers=int(workers_text),
             registry_url=merged.get("VTM_REGISTRY_URL") or None,
             experiment_name=merged.get("VTM_EXPERIMENT_NAME") or "void-train-manager",
             env=merged,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import socket
 import sys
 import time
@@ -24,6 +25,7 @@ from vtm_tui.settings import Settings
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 180.0
+JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
 class PortInUse(UserError):
@@ -129,6 +131,15 @@ def _wait_healthy(settings: Settings, pid: int, port: int, timeout: float) -> No
                     f"(log: {settings.mlflow_dir / 'server.log'})")
 
 
+def server_environment(settings: Settings) -> dict[str, str]:
+    """The server's environment. MLflow's job runner (GenAI judges, trace rollups: nothing vtm
+    uses) is off unless the user turns it on: it starts eight more processes that take ~1.4 GB
+    and import MLflow on every start, competing for the cores with training."""
+    env = dict(os.environ)
+    env.setdefault(JOB_EXECUTION, settings.env.get(JOB_EXECUTION) or "false")
+    return env
+
+
 def up(settings: Settings, port: int | None = None, backend_store_uri: str | None = None,
        timeout: float = START_TIMEOUT) -> ServerStatus:
     """Start the embedded server, or reuse ours if it already runs. Waits until it is healthy."""
@@ -156,9 +167,9 @@ def up(settings: Settings, port: int | None = None, backend_store_uri: str | Non
         artifacts.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port),
                 "--backend-store-uri", backend, "--artifacts-destination", str(artifacts.resolve()),
-                "--workers", "1"]
+                "--workers", str(settings.mlflow_workers)]
         pid = procs.spawn_detached(argv, log_path=settings.mlflow_dir / "server.log",
-                                   cwd=settings.mlflow_dir)
+                                   cwd=settings.mlflow_dir, env=server_environment(settings))
         _state_path(settings).write_text(json.dumps(
             {"pid": pid, "port": port, "backend_store_uri": backend, "started_at": time.time()}))
         _wait_healthy(settings, pid, port, timeout)

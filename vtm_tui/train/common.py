@@ -5,8 +5,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 CHECKPOINT_FORMAT = "vtm-checkpoint-v1"
 CHECKPOINT_NAME = "best_checkpoint.pth"
@@ -189,6 +191,79 @@ def tensorboard_dir_template(output_dir: Path) -> str:
 
 def loggable_params(args: argparse.Namespace) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def parse_args(description: str, argv: list[str] | None, *, num_classes: int, image_size: int,
+               samples: int) -> argparse.Namespace:
+    """The example scripts' command line, checked; torch seeded for this run."""
+    parser = build_parser(description, num_classes=num_classes, image_size=image_size, samples=samples)
+    args = parser.parse_args(argv)
+    check_args(parser, args, min_classes=2)
+    setup_torch(args.seed)
+    return args
+
+
+def train_one_epoch(model, optimizer, x, y, batch_size, generator) -> float:
+    """One pass of cross-entropy training (per image or per pixel); the mean loss."""
+    model.train()
+    total, count = 0.0, 0
+    for idx in batches(len(x), batch_size, shuffle=True, generator=generator):
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+        count += len(idx)
+    return total / count
+
+
+def fit(args: argparse.Namespace, *, task_type: str, model: torch.nn.Module, data: tuple[torch.Tensor, torch.Tensor],
+        evaluate: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], dict[str, float]],
+        best_metric: str, class_names: list[str]) -> None:
+    """The loop both example scripts share. Every epoch trains on the first 80% of `data` and
+    evaluates on the rest; its metrics go to MLflow, TensorBoard and vtm's progress line. The
+    epoch with the highest `best_metric` is kept as the checkpoint, and the logged model carries
+    those same weights."""
+    from vtm_tui.train.logger import TrainingLogger
+
+    device = pick_device(args.device)
+    x, y = (tensor.to(device) for tensor in data)
+    n_train, n_val = split_sizes(len(x))
+    x_train, y_train, x_val, y_val = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    model = model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    shuffle = torch.Generator().manual_seed(args.seed)
+    with TrainingLogger(
+        experiment_name=args.experiment_name,
+        run_name=args.run_name,
+        params=loggable_params(args),
+        tb_dir=tensorboard_dir_template(args.output_dir),
+        tags={"vtm.task_type": task_type},
+    ) as tl:
+        print(f"device={device} train={n_train} val={n_val} run={tl.run_name} tensorboard={tl.tb_dir}", flush=True)
+        ckpt = checkpoint_path(args.output_dir, tl.run_id)
+        best = None
+        for epoch in range(1, args.epochs + 1):
+            train_loss = train_one_epoch(model, optimizer, x_train, y_train, args.batch_size, shuffle)
+            metrics = {"train_loss": train_loss, **evaluate(model, x_val, y_val)}
+            tl.log_epoch(epoch, args.epochs, metrics)
+            if best is None or metrics[best_metric] > best:
+                best = metrics[best_metric]
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(
+                    checkpoint_dict(
+                        task_type=task_type, model=model, num_classes=args.num_classes,
+                        image_size=args.image_size, class_names=class_names,
+                        epoch=epoch, metric={best_metric: best}, mlflow_run_id=tl.run_id,
+                    ),
+                    ckpt,
+                )
+        tl.log_checkpoint(ckpt)
+        print(f"best {best_metric}={best:.4f} checkpoint={ckpt}", flush=True)
+        # The logged model carries the best epoch's weights, like the checkpoint: a model served
+        # from MLflow and the same run's checkpoint published to the registry must agree.
+        model.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True)["state_dict"])
+        tl.log_model(model, artifact_path="model", input_example=x_val[:2].cpu().numpy())
 
 
 def run_script(main) -> None:

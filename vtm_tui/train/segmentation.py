@@ -16,39 +16,11 @@ if __package__ in (None, ""):  # run as a file path: import the package from thi
 import torch
 import torch.nn.functional as F
 
-from vtm_tui.train.common import (
-    batches,
-    build_parser,
-    check_args,
-    checkpoint_dict,
-    checkpoint_path,
-    loggable_params,
-    pick_device,
-    run_script,
-    setup_torch,
-    shape_names,
-    split_sizes,
-    synthetic_segmentation,
-    tensorboard_dir_template,
-)
-from vtm_tui.train.logger import TrainingLogger
+from vtm_tui.train.common import batches, fit, parse_args, run_script, shape_names, synthetic_segmentation
 from vtm_tui.train.models import TinySegNet
 
 TASK_TYPE = "segmentation"
 BEST_METRIC = "val_miou"
-
-
-def train_one_epoch(model, optimizer, x, y, batch_size, generator) -> float:
-    model.train()
-    total, count = 0.0, 0
-    for idx in batches(len(x), batch_size, shuffle=True, generator=generator):
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(idx)
-        count += len(idx)
-    return total / count
 
 
 def miou_and_pixel_accuracy(confusion: torch.Tensor) -> tuple[float, float]:
@@ -81,57 +53,15 @@ def evaluate(model, x, y, batch_size, num_classes) -> tuple[float, float, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(__doc__.splitlines()[0], num_classes=3, image_size=64, samples=256)
-    args = parser.parse_args(argv)
-    check_args(parser, args, min_classes=2)
-    setup_torch(args.seed)
-    device = pick_device(args.device)
+    args = parse_args(__doc__.splitlines()[0], argv, num_classes=3, image_size=64, samples=256)
+    data = synthetic_segmentation(args.samples, args.num_classes, args.image_size, args.seed)
 
-    x, y = synthetic_segmentation(args.samples, args.num_classes, args.image_size, args.seed)
-    n_train, n_val = split_sizes(args.samples)
-    x, y = x.to(device), y.to(device)
-    x_train, y_train, x_val, y_val = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
-    model = TinySegNet(args.num_classes, args.image_size).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
-    shuffle = torch.Generator().manual_seed(args.seed)
+    def val_metrics(model, x, y) -> dict[str, float]:
+        val_loss, val_miou, val_pixel_accuracy = evaluate(model, x, y, args.batch_size, args.num_classes)
+        return {"val_loss": val_loss, "val_miou": val_miou, "val_pixel_accuracy": val_pixel_accuracy}
 
-    with TrainingLogger(
-        experiment_name=args.experiment_name,
-        run_name=args.run_name,
-        params=loggable_params(args),
-        tb_dir=tensorboard_dir_template(args.output_dir),
-        tags={"vtm.task_type": TASK_TYPE},
-    ) as tl:
-        print(f"device={device} train={n_train} val={n_val} run={tl.run_name} tensorboard={tl.tb_dir}", flush=True)
-        ckpt = checkpoint_path(args.output_dir, tl.run_id)
-        best = None
-        for epoch in range(1, args.epochs + 1):
-            train_loss = train_one_epoch(model, optimizer, x_train, y_train, args.batch_size, shuffle)
-            val_loss, val_miou, val_pixel_accuracy = evaluate(model, x_val, y_val, args.batch_size, args.num_classes)
-            metrics = {
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_miou": val_miou,
-                "val_pixel_accuracy": val_pixel_accuracy,
-            }
-            tl.log_epoch(epoch, args.epochs, metrics)
-            if best is None or val_miou > best:
-                best = val_miou
-                ckpt.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
-                    checkpoint_dict(
-                        task_type=TASK_TYPE, model=model, num_classes=args.num_classes,
-                        image_size=args.image_size, class_names=shape_names(args.num_classes),
-                        epoch=epoch, metric={BEST_METRIC: val_miou}, mlflow_run_id=tl.run_id,
-                    ),
-                    ckpt,
-                )
-        tl.log_checkpoint(ckpt)
-        print(f"best {BEST_METRIC}={best:.4f} checkpoint={ckpt}", flush=True)
-        # The logged model carries the best epoch's weights, like the checkpoint: a model served
-        # from MLflow and the same run's checkpoint published to the registry must agree.
-        model.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True)["state_dict"])
-        tl.log_model(model, artifact_path="model", input_example=x_val[:2].cpu().numpy())
+    fit(args, task_type=TASK_TYPE, model=TinySegNet(args.num_classes, args.image_size), data=data,
+        evaluate=val_metrics, best_metric=BEST_METRIC, class_names=shape_names(args.num_classes))
     return 0
 
 

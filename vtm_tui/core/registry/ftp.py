@@ -314,26 +314,22 @@ class FtpBackend(Backend):
                 if _code(exc).startswith("55") or _code(exc) == "450":
                     raise _keep(NotFound(f"{self.url}: no file {path}")) from None
                 raise
-            done = 0
-            try:
+
+            async def pump() -> int:
+                done = 0
                 while True:
                     if cancel is not None and cancel.is_set():
                         raise asyncio.CancelledError
                     block = await stream.read(CHUNK)
                     if not block:
-                        break
+                        return done
                     done += len(block)
                     if max_size is not None and done > max_size:
                         raise IntegrityError(f"{self.url}/{path}: larger than the expected {max_size} bytes")
                     sink(block)
-            except BaseException:
-                stream.close()
-                raise
-            try:
-                await stream.finish()
-            except aioftp.StatusCodeError as exc:
-                raise ConnectError(f"{self.url}: download of {path} failed: {_reply(exc)}") from None
-            return done
+
+            return await _complete(stream, pump, lambda exc: ConnectError(
+                f"{self.url}: download of {path} failed: {_reply(exc)}"))
 
         return self._call(f"download {path}", op, cancel)
 
@@ -345,24 +341,19 @@ class FtpBackend(Backend):
                 stream = await client.upload_stream(self._p(path))
             except aioftp.StatusCodeError as exc:
                 raise _keep(self._refused(exc, "write", path)) from None
-            done = 0
-            try:
+
+            async def pump() -> int:
+                done = 0
                 while True:
                     if cancel is not None and cancel.is_set():
                         raise asyncio.CancelledError
                     chunk = source(CHUNK)
                     if not chunk:
-                        break
+                        return done
                     await stream.write(chunk)
                     done += len(chunk)
-            except BaseException:
-                stream.close()
-                raise
-            try:
-                await stream.finish()
-            except aioftp.StatusCodeError as exc:
-                raise _keep(self._refused(exc, "write", path)) from None
-            return done
+
+            return await _complete(stream, pump, lambda exc: _keep(self._refused(exc, "write", path)))
 
         return self._call(f"upload {path}", op, cancel)
 
@@ -428,6 +419,23 @@ class FtpBackend(Backend):
             return PermissionDenied(f"{self.url}: the server refused to {what} {path} "
                                     f"(permission denied or read-only account?): {_reply(exc)}")
         return RegistryError(f"{self.url}: {what} {path} failed: {_reply(exc)}")
+
+
+async def _complete(stream, pump, refused) -> int:
+    """Run a data transfer (pump) on an open stream and wait for the server's final reply;
+    refused(StatusCodeError) makes the error for a transfer the server did not accept."""
+    import aioftp
+
+    try:
+        done = await pump()
+    except BaseException:
+        stream.close()
+        raise
+    try:
+        await stream.finish()
+    except aioftp.StatusCodeError as exc:
+        raise refused(exc) from None
+    return done
 
 
 def _keep(exc: RegistryError) -> RegistryError:

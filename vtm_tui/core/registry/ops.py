@@ -560,8 +560,10 @@ class Registry:
         started = time.monotonic()
         manifest = self.read_manifest(model, stage, version)
         final = Path(dest).expanduser() / model / stage / str(manifest.version)
+        made = _missing_dirs(final.parent)
         final.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".vtm-pull-", dir=final.parent))
+        pulled = False
         try:
             out = work / "out"
             out.mkdir()
@@ -580,9 +582,25 @@ class Registry:
             if final.exists() or final.is_symlink():
                 os.replace(final, work / "previous")
             os.replace(out, final)
+            pulled = True
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            if not pulled:  # a failed or cancelled pull leaves no trace, not even empty folders
+                for folder in made:
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break  # not empty: someone else's files
         return PullResult(model, stage, manifest.version, final, manifest, time.monotonic() - started)
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """path and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def _torch_version() -> str | None:

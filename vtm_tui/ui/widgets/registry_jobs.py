@@ -7,7 +7,6 @@ call them directly.
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -43,15 +42,6 @@ class Job:
     if_cancelled: str = ""  # what a cancel leaves behind, said after "cancelled"
 
 
-def _missing_dirs(path: Path) -> list[Path]:
-    """path and its ancestors that do not exist yet, deepest first."""
-    missing = []
-    while not path.exists() and path.parent != path:
-        missing.append(path)
-        path = path.parent
-    return missing
-
-
 def _published_text(result, prefix: str = "") -> str:
     text = result.summary()
     return prefix + (text[:1].upper() + text[1:] if not prefix else text)
@@ -61,19 +51,8 @@ def pull(model: str, stage: str, version: int, dest: Path, shown: str) -> Job:
     ref = f"{model}/{stage}/{version}"
 
     def run(registry: Registry, ctx: Context) -> Outcome:
-        # core creates DEST/MODEL/STAGE before it starts; a failed or cancelled pull removes
-        # the folders made for it, so nothing at all is left behind
-        made = _missing_dirs(dest / model / stage)
-        try:
-            result = registry.pull(model, stage, version, dest, progress=ctx.meter(f"Pulling {ref}"),
-                                   cancel=ctx.cancel)
-        except BaseException:
-            for folder in made:
-                try:
-                    os.rmdir(folder)
-                except OSError:
-                    break  # not empty: someone else's files
-            raise
+        result = registry.pull(model, stage, version, dest, progress=ctx.meter(f"Pulling {ref}"),
+                               cancel=ctx.cancel)
         m = result.manifest
         return Outcome(f"Pulled {ref} into {shown}/{model}/{stage}/{result.version} "
                        f"(sha256 {m.bundle_sha256[:12]} verified, {result.seconds:.1f} s)")
