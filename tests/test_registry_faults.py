@@ -226,6 +226,17 @@ def test_password_sources(ftp_target, tmp_path, monkeypatch):
         reg.backend._drop()  # reconnect: the password is not asked again
         reg.list_models()
     assert asked == [1]
+    # the prompt is the last resort: never asked when VTM_FTP_PASSWORD or ~/.netrc has the answer
+    with Registry(open_backend(ftp_target.url, env={"VTM_FTP_PASSWORD": PASSWORD},
+                               password=lambda: asked.append(2) or "wrong", timeout=5)) as reg:
+        reg.list_models()
+    with Registry(open_backend(ftp_target.url, env={"NETRC": str(netrc)},
+                               password=lambda: asked.append(3) or "wrong", timeout=5)) as reg:
+        reg.list_models()
+    assert asked == [1]
+    with pytest.raises(AuthError, match="no password given"):  # the dialog was dismissed
+        with Registry(open_backend(ftp_target.url, env={}, password=lambda: "", timeout=5)) as reg:
+            reg.list_models()
     with pytest.raises(Exception, match="no password in the registry URL") as err:
         open_backend(ftp_target.url.replace("vtm@", f"vtm:{PASSWORD}@"))
     assert PASSWORD not in _all_text(err.value)

@@ -111,26 +111,29 @@ class FtpBackend(Backend):
         return self._secret.value
 
     def _find_password(self) -> str:
+        """A given password, VTM_FTP_PASSWORD, ~/.netrc, then (not for anonymous) a prompt: the
+        caller's callable (the TUI's dialog), else getpass in a terminal."""
         given = self._password_arg
         if isinstance(given, _Secret):
-            given = given.value
-        elif callable(given):
-            given = given()
-        if given:
-            return given
+            return given.value
         if self._env_password:
             return self._env_password.value
         found = self._from_netrc()
         if found:
             return found
+        if self.user in ANONYMOUS:
+            return "anonymous@"
+        if callable(given):
+            answer = given()
+            if answer:
+                return answer
+            raise AuthError(f"{self.url}: no password given")
         interactive = self._interactive if self._interactive is not None else sys.stdin.isatty()
         if interactive:
             try:
                 return getpass.getpass(f"FTP password for {self.user}@{self.host}: ")
             except (EOFError, KeyboardInterrupt):
                 raise AuthError("no password given") from None
-        if self.user in ANONYMOUS:
-            return "anonymous@"
         raise AuthError(f"{self.url}: the server wants a password for {self.user!r}: set "
                         f"VTM_FTP_PASSWORD, add {self.host} to ~/.netrc, or run in a terminal to be asked")
 

@@ -8,8 +8,6 @@ cannot be reached shows as a status line in the tab; nothing here ever blocks th
 """
 from __future__ import annotations
 
-import netrc
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -61,24 +59,6 @@ def registry_display(settings: Settings) -> str:
         path = Path(unquote(urlsplit(url).path) if "://" in url else url).expanduser()
         return display_path(path if path.is_absolute() else settings.workdir / path, settings.workdir)
     return mask_url(url)
-
-
-def _password_elsewhere(settings: Settings) -> bool:
-    """Whether core will find the FTP password itself (VTM_FTP_PASSWORD, ~/.netrc) or needs
-    none (anonymous): then the tab never asks."""
-    from vtm_tui.core.registry import registry_url
-
-    env = settings.env or os.environ
-    if env.get("VTM_FTP_PASSWORD"):
-        return True
-    parts = urlsplit(registry_url(settings))
-    if parts.scheme.lower() not in ("ftp", "ftps", "ftpes") or parts.username in (None, "anonymous", "ftp"):
-        return True
-    path = Path(env.get("NETRC") or "~/.netrc").expanduser()
-    try:
-        return path.is_file() and netrc.netrc(str(path)).authenticators(parts.hostname or "") is not None
-    except (netrc.NetrcParseError, OSError):
-        return True  # core says what is wrong with the file
 
 
 def _read_catalog(settings: Settings) -> Catalog | None:
@@ -221,9 +201,10 @@ class RegistryPane(TabPane):
         return open_registry(self.settings, password=self._password, interactive=False)
 
     def _password(self) -> str:
-        """Called by the FTP backend, in a worker thread, when the server wants a password."""
-        if self._ftp_password or _password_elsewhere(self.settings):
-            return self._ftp_password or ""  # "": core takes VTM_FTP_PASSWORD or ~/.netrc
+        """Called by the FTP backend, in a worker thread, when the server wants a password that
+        neither VTM_FTP_PASSWORD nor ~/.netrc gives."""
+        if self._ftp_password:
+            return self._ftp_password
         from vtm_tui.core.registry import AuthError
 
         with self._password_lock:  # a read and a transfer may both ask: one dialog
