@@ -21,7 +21,10 @@ def _started(run) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
 def test_run_outlives_killed_waiting_cli(vtm_env, sig):
-    waiting = vtm_env.popen("launch", "fake", "--set", "epochs=6", "--set", "sleep=0.4", "--wait")
+    # SIGHUP as a dropped SSH session delivers it: default disposition, even when this test
+    # itself runs under nohup (which children would otherwise inherit as "ignored")
+    waiting = vtm_env.popen("launch", "fake", "--set", "epochs=6", "--set", "sleep=0.4", "--wait",
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not vtm_env.store.list():
         assert time.monotonic() < deadline, "the run was never recorded"
