@@ -203,6 +203,30 @@ def test_interactive_http_limits_are_scoped_and_user_values_win(monkeypatch):
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "99"
 
 
+def test_children_started_during_an_interactive_call_keep_mlflow_defaults(monkeypatch, tmp_path):
+    """A training run (or model server) that the TUI starts while the MLflow Ops tab is in a call
+    must not inherit the short timeouts; the user's own settings still pass through."""
+    from vtm_tui.core import procs
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "99")
+    log = tmp_path / "env.log"
+    with interactive_http_limits():
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"  # this process: short limits
+        child_env = procs.child_environ({"EXTRA": "1"})
+        pid = procs.spawn_detached([sys.executable, "-c", "import json, os; print(json.dumps(dict(os.environ)))"],
+                                   log_path=log)
+    deadline = time.monotonic() + 30
+    while procs.is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen = json.loads(log.read_text())
+    for env in (child_env, seen):
+        assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in env and "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR" not in env
+        assert env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "99"
+    assert child_env["EXTRA"] == "1"
+
+
 def test_modules_stay_light():
     code = ("import sys; import vtm_tui.core.tracking, vtm_tui.core.tracking_best, "
             "vtm_tui.core.tracking_register, vtm_tui.core.tracking_steps, vtm_tui.commands.mlflow; "

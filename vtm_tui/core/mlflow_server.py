@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import socket
 import sys
 import time
@@ -135,7 +134,7 @@ def server_environment(settings: Settings) -> dict[str, str]:
     """The server's environment. MLflow's job runner (GenAI judges, trace rollups: nothing vtm
     uses) is off unless the user turns it on: it starts eight more processes that take ~1.4 GB
     and import MLflow on every start, competing for the cores with training."""
-    env = dict(os.environ)
+    env = procs.child_environ()
     env.setdefault(JOB_EXECUTION, settings.env.get(JOB_EXECUTION) or "false")
     return env
 

@@ -5,8 +5,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Mapping
+
+# Variables vtm sets in its own process for a while (short MLflow HTTP timeouts for interactive
+# calls, see tracking.interactive_http_limits). Children never get them, and os.environ is
+# changed and copied only under ENV_LOCK, so no thread copies it half-changed.
+ENV_LOCK = threading.Lock()
+PROCESS_ONLY_ENV: set[str] = set()
+
+
+def child_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: this process's, without PROCESS_ONLY_ENV, plus extra."""
+    with ENV_LOCK:
+        env = {key: value for key, value in os.environ.items() if key not in PROCESS_ONLY_ENV}
+    env.update(extra or {})
+    return env
 
 # Runs in a throwaway interpreter: starts the real program in its own session and exits at once,
 # so the program is re-parented to init and never lingers as a zombie of whoever launched it.
@@ -25,7 +41,7 @@ def spawn_detached(argv: list[str], *, log_path: Path, cwd: str | Path | None = 
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     out = subprocess.run(
         [sys.executable, "-I", "-c", _TRAMPOLINE, str(log_path), *argv],
-        cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        cwd=cwd, env=child_environ() if env is None else env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
     )
     if out.returncode != 0 or not out.stdout.strip().isdigit():
         raise OSError(f"could not start {argv[0]}: {out.stderr.strip().splitlines()[-1:] or out.returncode}")

@@ -134,7 +134,7 @@ def start_native(settings: Settings, model_uri: str, port: int | None = None,
     # mlflow execs `uvicorn` by name: our interpreter's bin folder must be on PATH even when
     # vtm was started as .venv/bin/vtm without activating the venv.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
+    env = procs.child_environ({"MLFLOW_TRACKING_URI": tracking_uri, "PATH": path})
     pid = procs.spawn_detached(argv, log_path=log_path, env=env, cwd=settings.home)
     from vtm_tui.core.fallback import served_input_shape
 

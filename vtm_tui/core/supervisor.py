@@ -139,7 +139,7 @@ def supervise(store: RunStore, run_id: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: cancel_flag.update(set=True))
 
     log = open(run.log_path, "ab", buffering=0)
-    env = {**os.environ, **run.env}
+    env = procs.child_environ(run.env)
     if run.cancel_requested:  # cancelled while queued: never start it
         store.finish(run_id, "cancelled", message="cancelled before it started")
         return

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+from vtm_tui.core import procs
 from vtm_tui.core.errors import UserError
 
 PAGE_SIZE = 1000  # runs per search_runs request; every search pages until the store is exhausted
@@ -228,36 +229,35 @@ def probe_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
         f"(is it running? see `vtm mlflow status`, MLFLOW_TRACKING_URI or --tracking-uri)", uri)
 
 
-_env_lock = threading.Lock()
 _env_users = 0
-_env_set: list[str] = []
 
 
 @contextmanager
 def interactive_http_limits() -> Iterator[None]:
     """Apply INTERACTIVE_HTTP_ENV for the duration of MLflow calls; variables the user set win.
 
-    The environment is changed only while a call runs (reference-counted across threads), so
-    training processes that vtm starts later keep MLflow's patient defaults.
+    The environment is changed only while a call runs (reference-counted across threads), and
+    the variables are process-only (procs.PROCESS_ONLY_ENV): a training run, a model server or a
+    tracking server that vtm starts meanwhile keeps MLflow's patient defaults.
     """
     global _env_users
-    with _env_lock:
+    with procs.ENV_LOCK:
         if _env_users == 0:
-            _env_set.clear()
             for key, value in INTERACTIVE_HTTP_ENV.items():
                 if key not in os.environ:
                     os.environ[key] = value
-                    _env_set.append(key)
+                    procs.PROCESS_ONLY_ENV.add(key)
         _env_users += 1
     try:
         yield
     finally:
-        with _env_lock:
+        with procs.ENV_LOCK:
             _env_users -= 1
             if _env_users == 0:
-                for key in _env_set:
-                    os.environ.pop(key, None)
-                _env_set.clear()
+                for key in INTERACTIVE_HTTP_ENV:
+                    if key in procs.PROCESS_ONLY_ENV:
+                        os.environ.pop(key, None)
+                        procs.PROCESS_ONLY_ENV.discard(key)
 
 
 _UNREACHABLE = re.compile(r"Connection refused|timed out|failed with timeout exception|"

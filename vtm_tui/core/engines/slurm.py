@@ -8,7 +8,6 @@ node, progress, status and exit code. Cancel is `scancel`, for pending and runni
 """
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -85,7 +84,7 @@ class SlurmEngine:
         argv = ["sbatch", "--parsable", f"--job-name=vtm-{run.id}-{run.task}",
                 f"--output={run.log_path}", "--open-mode=append", f"--chdir={run.cwd}",
                 "--export=ALL", *sbatch_options(run.engine_options, run.gpus), str(script)]
-        result = _slurm(argv, {**os.environ, **run.env})
+        result = _slurm(argv, procs.child_environ(run.env))
         if result.returncode != 0:
             message = f"sbatch failed: {result.stderr.strip() or result.stdout.strip()}"
             store.finish(run.id, "failed", message=message)
@@ -97,13 +96,13 @@ class SlurmEngine:
     def _follow(self, store: RunStore, run: RunRecord) -> None:
         argv = [sys.executable, "-m", MARKER, str(store.path), str(run.id)]
         pid = procs.spawn_detached(argv, log_path=Path(run.log_path).with_name("follower.log"),
-                                   cwd=run.cwd, env={**os.environ, **run.env})
+                                   cwd=run.cwd, env=procs.child_environ(run.env))
         store.update(run.id, supervisor_pid=pid)
 
     def cancel(self, store: RunStore, run: RunRecord) -> None:
         store.request_cancel(run.id)
         if run.job_id:
-            result = _slurm(["scancel", run.job_id], {**os.environ, **run.env})
+            result = _slurm(["scancel", run.job_id], procs.child_environ(run.env))
             if result.returncode != 0:
                 raise UserError(f"scancel {run.job_id} failed: {result.stderr.strip()}")
 
@@ -122,7 +121,7 @@ class SlurmEngine:
 
 def follow(store: RunStore, run_id: int) -> None:
     run = store.get(run_id)
-    env = {**os.environ, **run.env}
+    env = procs.child_environ(run.env)
     tracker = ProgressTracker(store, run_id, run.progress)
     offset, missing_since, info = 0, None, None
     last = (run.job_state, run.node)
