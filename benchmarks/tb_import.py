@@ -112,17 +112,22 @@ class Server:
         self.stop()
         raise SystemExit("mlflow server did not come up")
 
-    def _group_cpu(self) -> float:
-        total = 0
+    def _group_cpu(self, serving_only: bool = False) -> float:
+        """CPU seconds used so far by the server's process group (the server and all it started);
+        serving_only: just the processes that serve requests (uvicorn and its workers), not
+        MLflow's background job runner and huey consumers, which poll on their own."""
+        ticks = 0
         for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[2]) == self.proc.pid:  # process group: the server and all it started
-                    total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes() if serving_only else b""
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid and b"jobs" not in cmdline and b"huey" not in cmdline:
+                ticks += int(fields[11]) + int(fields[12])  # utime stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def settle(self, timeout: float = 90) -> None:
         """Wait until the server's processes are idle: /health answers while MLflow's job-runner
@@ -138,20 +143,8 @@ class Server:
             last = now
 
     def cpu_seconds(self) -> float:
-        """CPU time used so far by the processes that serve requests (uvicorn and its workers;
-        not MLflow's background job runner and huey consumers, which poll on their own)."""
-        total = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(fields[2]) == self.proc.pid and b"jobs" not in cmdline and b"huey" not in cmdline:
-                total += int(fields[11]) + int(fields[12])  # utime stime
-        return total / os.sysconf("SC_CLK_TCK")
+        """CPU time used so far by the processes that serve requests."""
+        return self._group_cpu(serving_only=True)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

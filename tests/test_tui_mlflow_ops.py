@@ -9,7 +9,7 @@ import uuid
 import pytest
 from conftest import REPO, free_port, make_vtm_env
 from textual.widgets import Input, Static
-from tui_helpers import screen_text, wait_for
+from tui_helpers import screen_text, type_into, wait_for
 
 from vtm_tui.core.tracking import RunInfo, Tracking
 from vtm_tui.ui.app import VtmApp
@@ -48,15 +48,6 @@ async def open_tab(pilot) -> MlflowOpsPane:
     await pilot.press("3")
     await wait_for(pilot, lambda: pilot.app.tabs.active == "mlflow-ops", what="the MLflow Ops tab")
     return pilot.app.query_one(MlflowOpsPane)
-
-
-async def type_into(pilot, selector: str, text: str) -> Input:
-    field = pilot.app.query_one(selector, Input)
-    field.focus()
-    await pilot.pause()
-    field.value = ""
-    await pilot.press(*text)
-    return field
 
 
 def tb_summary(pane: MlflowOpsPane) -> str:

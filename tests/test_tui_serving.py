@@ -8,7 +8,7 @@ import threading
 import pytest
 from conftest import free_port, make_vtm_env, train_registered_model
 from textual.widgets import Input, ProgressBar, Select, Switch
-from tui_helpers import screen_text, wait_for
+from tui_helpers import screen_text, type_into, wait_for
 
 from vtm_tui.core import procs, serving
 from vtm_tui.core.errors import UserError
@@ -43,14 +43,6 @@ async def open_serving(pilot) -> ServingPane:
     await wait_for(pilot, lambda: pane.ready and pane._catalogue is not None, timeout=60,
                    what="the models and the registry read")
     return pane
-
-
-async def type_into(pilot, selector: str, text: str) -> None:
-    field = pilot.app.query_one(selector, Input)
-    field.focus()
-    await pilot.pause()
-    field.value = ""
-    await pilot.press(*text)
 
 
 def result_text(app) -> str:

@@ -1,4 +1,4 @@
-"""Helpers for the TUI tests: read the screen as text, wait for a condition under a Pilot."""
+"""Helpers for the TUI tests: read the screen as text, wait for a condition, type into a field."""
 from __future__ import annotations
 
 import io
@@ -39,3 +39,15 @@ async def wait_for_text(pilot, *texts: str, timeout: float = 10.0) -> str:
         return screen if all(text in screen for text in texts) else ""
 
     return await wait_for(pilot, shown, timeout=timeout, what=f"{texts} on screen")
+
+
+async def type_into(pilot, selector: str, text: str):
+    """Focus the Input at selector, clear it and type text as key presses; returns the Input."""
+    from textual.widgets import Input
+
+    field = pilot.app.query_one(selector, Input)
+    field.focus()
+    await pilot.pause()
+    field.value = ""
+    await pilot.press(*text)
+    return field

@@ -41,7 +41,8 @@ def spawn_detached(argv: list[str], *, log_path: Path, cwd: str | Path | None = 
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     out = subprocess.run(
         [sys.executable, "-I", "-c", _TRAMPOLINE, str(log_path), *argv],
-        cwd=cwd, env=child_environ() if env is None else env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        cwd=cwd, env=child_environ() if env is None else env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, check=False,
     )
     if out.returncode != 0 or not out.stdout.strip().isdigit():
         raise OSError(f"could not start {argv[0]}: {out.stderr.strip().splitlines()[-1:] or out.returncode}")
