@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from vtm_tui.core.runs import RunStore
+from vtm_tui.core.runs.store import RunStore
 
 SCRIPT = """
 import json, sys
@@ -51,7 +51,7 @@ def run_supervised(script: Path, lines: int, home: Path) -> tuple[float, int]:
     run = store.create(task="bench", argv=[sys.executable, "-u", str(script), str(lines)], env={},
                        field_values={}, cwd=str(home), runs_dir=home / "runs")
     start = time.perf_counter()
-    supervisor = subprocess.Popen([sys.executable, "-m", "vtm_tui.core.supervisor", str(store.path), str(run.id)])
+    supervisor = subprocess.Popen([sys.executable, "-m", "vtm_tui.core.runs.supervisor", str(store.path), str(run.id)])
     stop, peak = threading.Event(), []
     watcher = threading.Thread(target=peak_rss_kib, args=(supervisor.pid, stop, peak))
     watcher.start()

@@ -50,7 +50,7 @@ def free_port() -> int:
 
 SERVERS = {
     "aioftp": ("import sys; from pathlib import Path\n"
-               "from vtm_tui.core.ftp_server import FtpUser, run\n"
+               "from vtm_tui.core.registry.ftp_server import FtpUser, run\n"
                "run(Path(sys.argv[1]), [FtpUser('vtm', sys.argv[3])], '127.0.0.1', int(sys.argv[2]),\n"
                "    ready=lambda h, p: print('READY', flush=True))\n"),
     "pyftpdlib": ("import sys\n"

@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vtm_tui.core.tfrecord import FAST_CRC, RecordWriter, read_records  # noqa: E402
+from vtm_tui.core.tensorboard.tfrecord import FAST_CRC, RecordWriter, read_records  # noqa: E402
 
 WALL0 = 1_700_000_000.0
 
@@ -56,7 +56,7 @@ def generate(path: Path, tags: int, steps: int) -> int:
 
 
 def parse_vtm(path: Path) -> tuple[float, int]:
-    from vtm_tui.core.tb_events import EventDecoder
+    from vtm_tui.core.tensorboard.events import EventDecoder
 
     started = time.perf_counter()
     decoder = EventDecoder()
@@ -169,7 +169,7 @@ PEAK_RSS = "max(int(l.split()[1]) for l in open('/proc/self/status') if l.starts
 
 IMPORT_CHILD = """
 import json, sys, time
-from vtm_tui.core.tb_import import import_tensorboard
+from vtm_tui.core.tensorboard.importer import import_tensorboard
 started, cpu = time.perf_counter(), time.process_time()
 report = import_tensorboard(sys.argv[1], tracking_uri=sys.argv[2], experiment_name="bench",
                             workers=int(sys.argv[3]))
@@ -208,7 +208,7 @@ def baseline_log_batch(path: Path, workdir: Path, server_workers: int | None) ->
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from vtm_tui.core.tb_events import EventDecoder
+    from vtm_tui.core.tensorboard.events import EventDecoder
 
     decoder = EventDecoder()
     metrics = []

@@ -161,7 +161,7 @@ def cpu_seconds(pid: int) -> float:
 
 def bench_latency(env: dict[str, str], cwd: Path, presses: int, rate: float = 10000) -> dict:
     sys.path.insert(0, str(REPO))
-    from vtm_tui.core.launch import cancel, launch, wait
+    from vtm_tui.core.runs.lifecycle import cancel, launch, wait
     from vtm_tui.settings import Settings
 
     settings = Settings.load(cwd=cwd, environ=env)

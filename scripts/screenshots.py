@@ -1,5 +1,5 @@
 """Render the README's screenshots: one SVG per tab, plus the full-screen log, on the pinned
-demo world of vtm_tui/ui/demo.py (a run mid-training, fixed clock and server status).
+demo world of vtm_tui/ui/demo/world.py (a run mid-training, fixed clock and server status).
 
     python scripts/screenshots.py [--out screenshots] [--size 120x40]
 """
@@ -15,13 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vtm_tui.ui.app import VtmApp  # noqa: E402
-from vtm_tui.ui.demo import make_demo  # noqa: E402
-from vtm_tui.ui.demo_mlflow import show_mlflow_ops, with_demo_mlflow  # noqa: E402
-from vtm_tui.ui.demo_registry import fill_demo_registry  # noqa: E402
-from vtm_tui.ui.demo_serving import show_serving, with_serving  # noqa: E402
-from vtm_tui.ui.tabs.launcher import LauncherPane  # noqa: E402
-from vtm_tui.ui.tabs.registry import RegistryPane  # noqa: E402
-from vtm_tui.ui.tabs.runs import RunsPane  # noqa: E402
+from vtm_tui.ui.demo.world import make_demo  # noqa: E402
+from vtm_tui.ui.demo.pinned_mlflow import show_mlflow_ops, with_demo_mlflow  # noqa: E402
+from vtm_tui.ui.demo.pinned_registry import fill_demo_registry  # noqa: E402
+from vtm_tui.ui.demo.pinned_serving import show_serving, with_serving  # noqa: E402
+from vtm_tui.ui.tabs.launcher.pane import LauncherPane  # noqa: E402
+from vtm_tui.ui.tabs.registry.pane import RegistryPane  # noqa: E402
+from vtm_tui.ui.tabs.runs.pane import RunsPane  # noqa: E402
 from vtm_tui.ui.widgets.log_tail import LogTail, SearchLog  # noqa: E402
 
 # file name -> keys pressed (or pilot coroutines run) once the demo is loaded

@@ -169,7 +169,7 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402
 
-from vtm_tui.core.ftp_server import FtpUser, ServerThread  # noqa: E402
+from vtm_tui.core.registry.ftp_server import FtpUser, ServerThread  # noqa: E402
 from vtm_tui.core.registry import Registry, open_backend  # noqa: E402
 
 BACKENDS = ("local", "aioftp", "pyftpdlib")
@@ -259,7 +259,7 @@ def write_checkpoint(path: Path, *, seed: int = 0, num_classes: int = 3, extra_f
     import torch
 
     from vtm_tui.train.common import checkpoint_dict
-    from vtm_tui.train.models import SmallCNN
+    from vtm_tui.core.standard.architectures import SmallCNN
 
     torch.manual_seed(seed)
     model = SmallCNN(num_classes, 16)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vtm_tui.core.catalog import (
+from vtm_tui.core.catalog.loader import (
     DEFAULT_CATALOG_PATH,
     CatalogError,
     CatalogErrors,
@@ -445,5 +445,5 @@ def test_default_catalog_argv_and_env_override():
 
 
 def test_catalog_module_does_not_import_textual():
-    code = "import sys, vtm_tui.core.catalog; assert 'textual' not in sys.modules"
+    code = "import sys, vtm_tui.core.catalog.loader; assert 'textual' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

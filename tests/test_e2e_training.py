@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from conftest import base_env, VtmEnv
-from vtm_tui.core.progress import PROGRESS_PREFIX
+from vtm_tui.core.runs.progress import PROGRESS_PREFIX
 from vtm_tui.settings import Settings
 
 

@@ -150,8 +150,8 @@ def test_tracking_server_on_postgresql(postgres, tmp_path):
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
-    from vtm_tui.core.tracking import Tracking
-    from vtm_tui.core.tracking_best import best_run
+    from vtm_tui.core.tracking.client import Tracking
+    from vtm_tui.core.tracking.best import best_run
 
     port = free_port()
     env = base_env(VTM_HOME=str(tmp_path / ".vtm"), VTM_MLFLOW_PORT=str(port),

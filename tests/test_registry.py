@@ -23,7 +23,7 @@ def sha(path) -> str:
 def test_publish_ls_pull_round_trip(target, tmp_path):
     import torch
 
-    from vtm_tui.core.standard import load_model
+    from vtm_tui.core.standard.loader import load_model
 
     ckpt = write_checkpoint(tmp_path / "best_checkpoint.pth", num_classes=4, metric=0.75)
     with target.open() as reg:
@@ -282,7 +282,7 @@ def test_publish_refuses_what_it_cannot_publish(target, tmp_path):
         (tmp_path / "model.onnx").write_bytes(b"x")
         with pytest.raises(RegistryUsageError, match=".pth or .pt"):
             reg.publish_file(tmp_path / "model.onnx", "m", "dev")
-        from vtm_tui.core.standard import CheckpointError
+        from vtm_tui.core.standard.loader import CheckpointError
 
         (tmp_path / "junk.pth").write_bytes(b"not a torch file")
         with pytest.raises(CheckpointError):

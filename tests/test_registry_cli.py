@@ -205,7 +205,7 @@ def best_runs(embedded_server, tmp_path_factory):
 
 
 def test_publish_best_takes_the_best_run(target, embedded_server, best_runs, tmp_path):
-    from vtm_tui.core.registry.best import publish_best
+    from vtm_tui.core.registry.publish_best import publish_best
 
     experiment, files = best_runs
     best_id = list(files)[1]
@@ -262,8 +262,8 @@ def test_publish_best_cli_with_runs_of_the_example_script(embedded_server, tmp_p
 # ---------------------------------------------------------------------------
 
 def test_script_steps(target, tmp_path, monkeypatch):
-    from vtm_tui.core import script
-    from vtm_tui.core.registry.steps import STEPS
+    from vtm_tui.script import runner as script
+    from vtm_tui.script.registry_steps import STEPS
 
     monkeypatch.setattr(script, "STEPS", {**script.STEPS, **STEPS})
     write_checkpoint(tmp_path / "best.pth", num_classes=5)

@@ -15,7 +15,7 @@ from registry_fixtures import *  # noqa: F401,F403
 from registry_fixtures import (
     PASSWORD, USER, FtpServerProc, SilentServer, crafted_tar_gz, plant_version, snapshot, write_checkpoint,
 )
-from vtm_tui.core.ftp_server import FtpUser, ServerThread
+from vtm_tui.core.registry.ftp_server import FtpUser, ServerThread
 from vtm_tui.core.registry import (
     AuthError, ConnectError, IntegrityError, PermissionDenied, Registry, RegistryTimeout, TLSError,
     UnsafeBundle, open_backend,
@@ -414,7 +414,7 @@ class _Payload:
 def test_checkpoint_with_a_pickle_payload_is_refused_and_never_runs(target, tmp_path):
     import torch
 
-    from vtm_tui.core.standard import UnsafeCheckpoint
+    from vtm_tui.core.standard.loader import UnsafeCheckpoint
 
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.pth"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, free_port, make_vtm_env, train_registered_model
-from vtm_tui.core import procs, serving
+from vtm_tui.core import procs
+from vtm_tui.core.serving import native as serving
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def test_code_running_checkpoint_is_refused_and_never_runs(trained, tmp_path):
     assert "Traceback" not in result.stderr + published.stderr
     assert not marker.exists()
     with pytest.raises(Exception):
-        from vtm_tui.core.standard import load_model
+        from vtm_tui.core.standard.loader import load_model
 
         load_model(evil, architecture="SmallCNN", num_classes=5, image_size=32)
     assert not marker.exists()

@@ -1,4 +1,4 @@
-"""Torch Standard files and the local loader (vtm_tui.core.standard)."""
+"""Torch Standard files and the local loader (vtm_tui.core.standard.loader)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from registry_fixtures import write_checkpoint
-from vtm_tui.core.standard import (
+from vtm_tui.core.standard.loader import (
     STANDARD_FORMAT, CheckpointError, UnsafeCheckpoint, convert_to_standard, load_model, safe_load,
 )
 from vtm_tui.train.common import checkpoint_dict
-from vtm_tui.train.models import TinySegNet
+from vtm_tui.core.standard.architectures import TinySegNet
 
 
 def test_convert_then_load_gives_the_same_model(tmp_path):
@@ -142,7 +142,7 @@ def test_core_does_not_import_torch_or_textual_at_import_time():
     import subprocess
     import sys
 
-    code = ("import sys; import vtm_tui.core.standard, vtm_tui.core.registry, vtm_tui.core.ftp_server; "
+    code = ("import sys; import vtm_tui.core.standard.loader, vtm_tui.core.registry, vtm_tui.core.registry.ftp_server; "
             "print([m for m in ('torch', 'mlflow', 'textual', 'aioftp') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "[]"

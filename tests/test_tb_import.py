@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, VTM_BIN, base_env, free_port
-from vtm_tui.core.errors import UserError
-from vtm_tui.core.tb_events import EventDecoder, mlflow_key, tensor_scalar
-from vtm_tui.core.tb_import import (FILE_TAG, SLOT_TAG, find_event_dirs, format_report,
-                                    import_tensorboard, step_import_tb)
-from vtm_tui.core.tfrecord import encode_record, masked_crc, read_records
+from vtm_tui.errors import UserError
+from vtm_tui.core.tensorboard.events import EventDecoder, mlflow_key, tensor_scalar
+from vtm_tui.core.tensorboard.importer import (FILE_TAG, SLOT_TAG, find_event_dirs, format_report,
+                                               import_tensorboard)
+from vtm_tui.script.import_steps import step_import_tb
+from vtm_tui.core.tensorboard.tfrecord import encode_record, masked_crc, read_records
 
 WALL0 = 1_700_000_000.0
 
@@ -508,7 +509,7 @@ def test_api_raises_user_errors(tmp_path):
 # ---------------------------------------------------------------- script step, CLI niceties
 
 def test_script_step(tmp_path, embedded_server, client, experiment):
-    from vtm_tui.core.script import ScriptContext, StepFailed
+    from vtm_tui.script.runner import ScriptContext, StepFailed
 
     big_log(tmp_path / "logs" / "events.out.tfevents.1.h.1.0", tags=2, steps=10)
     lines = []
@@ -543,13 +544,13 @@ def test_script_step(tmp_path, embedded_server, client, experiment):
 
 
 def test_entry_points_stay_light():
-    code = ("import sys, vtm_tui.tb_import, vtm_tui.commands.tb_import; "
+    code = ("import sys, vtm_tui.tb_import, vtm_tui.commands.tensorboard; "
             "heavy = [m for m in ('mlflow', 'torch', 'tensorboard', 'textual') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run([sys.executable, "-c", "import sys, vtm_tui.core.tb_import, "
-                             "vtm_tui.core.tfrecord, vtm_tui.core.tb_events; "
+    result = subprocess.run([sys.executable, "-c", "import sys, vtm_tui.core.tensorboard.importer, "
+                             "vtm_tui.core.tensorboard.tfrecord, vtm_tui.core.tensorboard.events; "
                              "sys.exit('textual' in sys.modules or 'mlflow' in sys.modules)"],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
@@ -626,7 +627,7 @@ def test_tensor_scalar_encodings():
 def test_progress_bar_draws_points_and_rate():
     import io
 
-    from vtm_tui.commands.tb_import import ProgressBar
+    from vtm_tui.commands.tensorboard import ProgressBar
 
     stream = io.StringIO()
     bar = ProgressBar(stream, width=10)

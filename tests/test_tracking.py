@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from conftest import VTM_BIN, base_env, free_port
-from vtm_tui.core.errors import UserError
-from vtm_tui.core.tracking import (
+from vtm_tui.errors import UserError
+from vtm_tui.core.tracking.client import (
     INTERACTIVE_HTTP_ENV, RunInfo, Tracking, TrackingUnavailable, interactive_http_limits, redact_uri,
 )
-from vtm_tui.core.tracking_best import (
+from vtm_tui.core.tracking.best import (
     NoEligibleRun, UnknownMetric, best_run, resolve_query, select_best,
 )
-from vtm_tui.core.tracking_register import find_logged_model, register_run, validate_alias
+from vtm_tui.core.tracking.register import find_logged_model, register_run, validate_alias
 from vtm_tui.settings import PACKAGED_CATALOG, Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,8 +228,8 @@ def test_children_started_during_an_interactive_call_keep_mlflow_defaults(monkey
 
 
 def test_modules_stay_light():
-    code = ("import sys; import vtm_tui.core.tracking, vtm_tui.core.tracking_best, "
-            "vtm_tui.core.tracking_register, vtm_tui.core.tracking_steps, vtm_tui.commands.mlflow; "
+    code = ("import sys; import vtm_tui.core.tracking.client, vtm_tui.core.tracking.best, "
+            "vtm_tui.core.tracking.register, vtm_tui.script.tracking_steps, vtm_tui.commands.mlflow; "
             "from vtm_tui.cli import build_parser; build_parser(); "
             "heavy = [m for m in ('mlflow', 'textual', 'torch') if m in sys.modules]; "
             "assert not heavy, heavy")
@@ -425,8 +425,8 @@ def test_register_refuses_runs_without_a_model_and_bad_aliases(tracking, trained
 
 
 def test_script_steps_best_and_register(embedded_server, trained, ties, tmp_path):
-    from vtm_tui.core.script import ScriptContext, StepFailed
-    from vtm_tui.core.tracking_steps import step_best, step_register
+    from vtm_tui.script.runner import ScriptContext, StepFailed
+    from vtm_tui.script.tracking_steps import step_best, step_register
 
     experiment, run = trained
     settings = Settings.load(cwd=tmp_path, environ=base_env(
@@ -452,8 +452,8 @@ def test_script_steps_best_and_register(embedded_server, trained, ties, tmp_path
 
 
 def test_steps_run_inside_a_script(embedded_server, trained, ties, tmp_path, monkeypatch):
-    from vtm_tui.core import script
-    from vtm_tui.core.tracking_steps import step_best, step_register
+    from vtm_tui.script import runner as script
+    from vtm_tui.script.tracking_steps import step_best, step_register
 
     monkeypatch.setitem(script.STEPS, "best", step_best)
     monkeypatch.setitem(script.STEPS, "register", step_register)

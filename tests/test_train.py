@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vtm_tui.core.progress import MetaLine, ProgressLine, parse_line
+from vtm_tui.core.runs.progress import MetaLine, ProgressLine, parse_line
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "vtm-train-tests"
@@ -79,7 +79,7 @@ def _check_run(store, meta, progress, *, epochs, metric_names, out_dir, params, 
     import mlflow.pytorch
     import torch
 
-    from vtm_tui.train.models import build_model
+    from vtm_tui.core.standard.architectures import build_model
 
     client = store["client"]
     run_id = meta["mlflow_run_id"]

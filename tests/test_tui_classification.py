@@ -8,11 +8,11 @@ from test_tui_flows import fill, open_app, runs_row
 from textual.widgets import ProgressBar, Sparkline
 from tui_helpers import wait_for, wait_for_text
 
-from vtm_tui.core.launch import cancel
+from vtm_tui.core.runs.lifecycle import cancel
 from vtm_tui.ui.app import VtmApp
-from vtm_tui.ui.tabs.runs import RunsPane
+from vtm_tui.ui.tabs.runs.pane import RunsPane
 from vtm_tui.ui.widgets.log_tail import LogTail
-from vtm_tui.ui.widgets.metric_chart import MetricChart
+from vtm_tui.ui.tabs.runs.metric_chart import MetricChart
 
 
 @pytest.fixture

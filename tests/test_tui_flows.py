@@ -13,12 +13,12 @@ from conftest import DATA, make_vtm_env
 from textual.widgets import DataTable, Input, OptionList
 from tui_helpers import wait_for, wait_for_text
 
-from vtm_tui.core.launch import cancel
+from vtm_tui.core.runs.lifecycle import cancel
 from vtm_tui.ui.app import VtmApp
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.screens.log_view import LogScreen
-from vtm_tui.ui.tabs.launcher import LauncherPane
-from vtm_tui.ui.tabs.runs import RunsPane
+from vtm_tui.ui.tabs.launcher.pane import LauncherPane
+from vtm_tui.ui.tabs.runs.pane import RunsPane
 from vtm_tui.ui.widgets.log_tail import LogTail, SearchLog
 
 

@@ -1,6 +1,6 @@
 """The MLflow Ops tab: Pilot tests against the session's real MLflow server (runs of the example
 classification training, a generated TensorBoard log), an unreachable server, the pure chart and
-table helpers, and one snapshot on the pinned demo data (vtm_tui/ui/demo_mlflow.py)."""
+table helpers, and one snapshot on the pinned demo data (vtm_tui/ui/demo/pinned_mlflow.py)."""
 from __future__ import annotations
 
 import re
@@ -11,13 +11,13 @@ from conftest import REPO, free_port, make_vtm_env
 from textual.widgets import Input, Static
 from tui_helpers import screen_text, type_into, wait_for
 
-from vtm_tui.core.tracking import RunInfo, Tracking
+from vtm_tui.core.tracking.client import RunInfo, Tracking
 from vtm_tui.ui.app import VtmApp
-from vtm_tui.ui.demo import make_demo
-from vtm_tui.ui.demo_mlflow import show_mlflow_ops, with_demo_mlflow
-from vtm_tui.ui.tabs.mlflow_ops import MlflowOpsPane
-from vtm_tui.ui.widgets.mlflow_chart import HistoryPlot, Series, render_lines
-from vtm_tui.ui.widgets.mlflow_runs import SortKey, metric_columns
+from vtm_tui.ui.demo.world import make_demo
+from vtm_tui.ui.demo.pinned_mlflow import show_mlflow_ops, with_demo_mlflow
+from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
+from vtm_tui.ui.tabs.mlflow_ops.history_chart import HistoryPlot, Series, render_lines
+from vtm_tui.ui.tabs.mlflow_ops.runs_table import SortKey, metric_columns
 
 CATALOG = str(REPO / "catalog.yaml")
 

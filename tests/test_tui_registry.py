@@ -1,7 +1,7 @@
 """Pilot tests of the Registry tab on real registries: a local folder, vtm's own aioftp server
 in this process, a throttled pyftpdlib server (to cancel a pull halfway), and a port where
 nothing listens. Versions are published with the core API, then browsed and pulled through
-the UI; one SVG snapshot on the pinned demo registry of vtm_tui/ui/demo_registry.py."""
+the UI; one SVG snapshot on the pinned demo registry of vtm_tui/ui/demo/pinned_registry.py."""
 from __future__ import annotations
 
 import asyncio
@@ -19,16 +19,16 @@ from tui_helpers import screen_text, wait_for
 from vtm_tui.core.registry import Registry, open_backend
 from vtm_tui.settings import PACKAGED_CATALOG
 from vtm_tui.ui.app import VtmApp
-from vtm_tui.ui.demo import make_demo
-from vtm_tui.ui.demo_registry import fill_demo_registry
+from vtm_tui.ui.demo.world import make_demo
+from vtm_tui.ui.demo.pinned_registry import fill_demo_registry
 from vtm_tui.ui.screens.confirm import ConfirmScreen
-from vtm_tui.ui.tabs.registry import RegistryPane
-from vtm_tui.ui.widgets.registry_dialogs import (
+from vtm_tui.ui.tabs.registry.pane import RegistryPane
+from vtm_tui.ui.screens.registry_dialogs import (
     ConvertDialog, PasswordDialog, PublishBestDialog, PublishDialog, PullDialog,
 )
-from vtm_tui.ui.widgets.registry_paths import complete_path
-from vtm_tui.ui.widgets.registry_transfer import TransferMeter, TransferProgress
-from vtm_tui.ui.widgets.registry_tree import NodeRef
+from vtm_tui.ui.widgets.path_suggester import complete_path
+from vtm_tui.ui.tabs.registry.transfer import TransferMeter, TransferProgress
+from vtm_tui.ui.tabs.registry.tree import NodeRef
 
 CLS = "classification-best-model"  # in the packaged catalog's registryModels: shown with its title
 OTHER = "other-model"  # in no catalog

@@ -1,7 +1,7 @@
 """Unit tests of the UI's pure helpers: log following, formatting, GPU discovery."""
 from __future__ import annotations
 
-from vtm_tui.ui.fmt import display_path, format_duration, format_epoch, mask_url
+from vtm_tui.core.formatting import display_path, format_duration, format_epoch, mask_url
 from vtm_tui.ui.sources import Gpu, gpu_options, parse_gpu_csv
 from vtm_tui.ui.tailer import LogFollower
 

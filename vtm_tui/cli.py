@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from vtm_tui.commands import run_reporting_user_errors, catalog, ftp, mlflow, registry, runs, serve, tb_import
+from vtm_tui.commands import catalog, ftp, mlflow, registry, run_reporting_user_errors, runs, serve, tensorboard
 from vtm_tui.settings import Settings
 
-COMMAND_GROUPS = (runs, catalog, mlflow, tb_import, registry, ftp, serve)
+COMMAND_GROUPS = (runs, catalog, mlflow, tensorboard, registry, ftp, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_script(path: str, settings: Settings) -> int:
-    from vtm_tui.core.script import run_script as run_steps
+    from vtm_tui.script.runner import run_script as run_steps
 
     return run_steps(settings, Path(path))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from vtm_tui.core.errors import UserError
+from vtm_tui.errors import UserError
 
 DEFAULT_MLFLOW_PORT = 5001
 DEFAULT_MLFLOW_WORKERS = 2  # requests served in parallel: a TUI, a training run and an import at once

@@ -9,7 +9,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from vtm_tui.commands import run_reporting_user_errors
-    from vtm_tui.commands.tb_import import add_arguments, cmd_import_tb
+    from vtm_tui.commands.tensorboard import add_arguments, cmd_import_tb
     from vtm_tui.settings import Settings
 
     parser = argparse.ArgumentParser(

@@ -21,16 +21,15 @@ def format_duration(seconds: float | None) -> str:
 
 
 def run_reporting_user_errors(prog: str, call) -> int:
-    """call() -> exit code; a user mistake prints one line and exits 2, never a traceback."""
-    from vtm_tui.core.errors import user_error_types
+    """call() -> exit code; a UserError prints one line (`PROG: error: MESSAGE`) and exits with
+    its exit_code (2 for usage and input errors), never a traceback."""
+    from vtm_tui.errors import UserError
 
     try:
         return call()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if not isinstance(exc, user_error_types()):
-            raise
+    except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code

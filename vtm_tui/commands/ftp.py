@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 from vtm_tui.commands import EXIT_OK
-from vtm_tui.core.errors import UserError
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 
 def cmd_ftp(args, settings: Settings) -> int:
-    from vtm_tui.core import ftp_server
+    from vtm_tui.core.registry import ftp_server
 
     password = settings.env.get(args.password_env) or os.environ.get(args.password_env)
     if not password:

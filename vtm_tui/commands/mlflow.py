@@ -10,17 +10,17 @@ from vtm_tui.settings import Settings
 
 
 def _redact(uri: str | None) -> str | None:
-    from vtm_tui.core.tracking import redact_uri
+    from vtm_tui.core.tracking.client import redact_uri
 
     return redact_uri(uri) if uri else uri
 
 
 def _server(args, settings: Settings) -> int:
-    from vtm_tui.core import mlflow_server
+    from vtm_tui.core.tracking import server as mlflow_server
 
     if args.mlflow_action == "up":
         if args.backend_store_uri:
-            from vtm_tui.core.tracking import check_database_uri
+            from vtm_tui.core.tracking.client import check_database_uri
 
             check_database_uri(args.backend_store_uri)  # fail in seconds, not after MLflow's retries
         state = mlflow_server.up(settings, port=args.port, backend_store_uri=args.backend_store_uri)
@@ -109,8 +109,8 @@ def _history(args, tracking) -> int:
 
 
 def _best(args, tracking, settings: Settings) -> int:
-    from vtm_tui.core.errors import UserError
-    from vtm_tui.core.tracking_best import NoEligibleRun, best_run, resolve_query
+    from vtm_tui.errors import UserError
+    from vtm_tui.core.tracking.best import NoEligibleRun, best_run, resolve_query
 
     query = resolve_query(settings, task=args.task, experiment=args.experiment, metric=args.metric,
                           mode=args.mode, filter=args.filter, model_name=args.model,
@@ -127,7 +127,7 @@ def _best(args, tracking, settings: Settings) -> int:
         return EXIT_FAILED
     registration = None
     if register:
-        from vtm_tui.core.tracking_register import register_run
+        from vtm_tui.core.tracking.register import register_run
 
         registration = register_run(tracking, best.run.run_id, query.model_name, query.artifact_path, args.alias)
     if args.json:
@@ -141,12 +141,12 @@ def _best(args, tracking, settings: Settings) -> int:
 
 
 def _register(args, tracking, settings: Settings) -> int:
-    from vtm_tui.core.errors import UserError
-    from vtm_tui.core.tracking_register import register_run
+    from vtm_tui.errors import UserError
+    from vtm_tui.core.tracking.register import register_run
 
     model, artifact_path = args.model, args.artifact_path
     if args.task:
-        from vtm_tui.core.catalog import load_catalog
+        from vtm_tui.core.catalog.loader import load_catalog
 
         defaults = load_catalog(settings.catalog_path).task(args.task).mlflow
         model, artifact_path = model or defaults.model_name, artifact_path or defaults.artifact_path
@@ -163,7 +163,7 @@ def _register(args, tracking, settings: Settings) -> int:
 def cmd_mlflow(args, settings: Settings) -> int:
     if args.mlflow_action in ("up", "down", "status"):
         return _server(args, settings)
-    from vtm_tui.core.tracking import open_tracking
+    from vtm_tui.core.tracking.client import open_tracking
 
     tracking = open_tracking(settings, args.tracking_uri)
     action = args.mlflow_action

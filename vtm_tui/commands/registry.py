@@ -118,8 +118,7 @@ def _source(source: dict) -> str:
 
 
 def cmd_registry(args, settings: Settings) -> int:
-    from vtm_tui.core.errors import UserError
-    from vtm_tui.core.registry import Cancelled, RegistryError, open_registry
+    from vtm_tui.core.registry import Cancelled, open_registry
 
     try:
         with _cancel_on_ctrl_c() as cancel, open_registry(settings, args.registry) as registry:
@@ -127,11 +126,6 @@ def cmd_registry(args, settings: Settings) -> int:
     except Cancelled:
         print("vtm: cancelled", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except RegistryError as exc:
-        if isinstance(exc, UserError):
-            raise
-        print(f"vtm: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
 
 
 def _dispatch(args, settings: Settings, registry, cancel) -> int:
@@ -156,8 +150,8 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
                 convert_standard=args.convert_standard, task_type=args.task, num_classes=args.num_classes,
                 progress=progress, cancel=cancel)
         elif action == "publish-best":
-            from vtm_tui.core.registry.best import publish_best
-            from vtm_tui.core.tracking_best import NoEligibleRun
+            from vtm_tui.core.registry.publish_best import publish_best
+            from vtm_tui.core.tracking.best import NoEligibleRun
 
             try:
                 result = publish_best(

@@ -5,13 +5,13 @@ import sys
 import time
 
 from vtm_tui.commands import EXIT_FAILED, EXIT_OK, format_duration, print_json
-from vtm_tui.core.errors import UserError
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 
 def progress_text(run, width: int = 20) -> str:
     """One line: bar, percent, epoch and the latest metrics of a run."""
-    from vtm_tui.core.progress import fraction_done, numeric_metrics
+    from vtm_tui.core.runs.progress import fraction_done, numeric_metrics
 
     done = fraction_done(run.progress)
     parts = [f"run {run.id} {run.task} {run.status}"]
@@ -27,7 +27,7 @@ def progress_text(run, width: int = 20) -> str:
 
 
 def _wait_with_progress(settings: Settings, run_id: int) -> int:
-    from vtm_tui.core import launch as runs_api
+    from vtm_tui.core.runs import lifecycle
 
     tty = sys.stdout.isatty()
 
@@ -35,7 +35,7 @@ def _wait_with_progress(settings: Settings, run_id: int) -> int:
         line = progress_text(run)
         print(("\r\x1b[2K" + line) if tty else line, end="" if tty else "\n", flush=True)
 
-    run = runs_api.wait(settings, run_id, on_update=show)
+    run = lifecycle.wait(settings, run_id, on_update=show)
     if tty:
         print()
     summary = f"run {run.id} {run.status}"
@@ -48,10 +48,10 @@ def _wait_with_progress(settings: Settings, run_id: int) -> int:
 
 
 def cmd_launch(args, settings: Settings) -> int:
-    from vtm_tui.core import launch as runs_api
+    from vtm_tui.core.runs import lifecycle
 
-    values = runs_api.parse_assignments(args.set)
-    run = runs_api.launch(settings, args.task, values, gpus=args.gpus, engine=args.engine)
+    values = lifecycle.parse_assignments(args.set)
+    run = lifecycle.launch(settings, args.task, values, gpus=args.gpus, engine=args.engine)
     if args.json and not args.wait:
         print_json(run.to_json())
         return EXIT_OK
@@ -59,7 +59,7 @@ def cmd_launch(args, settings: Settings) -> int:
         print(f"launched run {run.id} ({run.task}); log: {run.log_path}")
     if args.wait:
         if args.json:
-            run = runs_api.wait(settings, run.id)
+            run = lifecycle.wait(settings, run.id)
             print_json(run.to_json())
             return EXIT_OK if run.status == "succeeded" else EXIT_FAILED
         return _wait_with_progress(settings, run.id)
@@ -67,12 +67,12 @@ def cmd_launch(args, settings: Settings) -> int:
 
 
 def cmd_runs(args, settings: Settings) -> int:
-    from vtm_tui.core import launch as runs_api
-    from vtm_tui.core.progress import fraction_done
+    from vtm_tui.core.runs import lifecycle
+    from vtm_tui.core.runs.progress import fraction_done
 
     action = args.runs_action or "list"
     if action == "list":
-        runs = runs_api.list_runs(settings, args.limit)
+        runs = lifecycle.list_runs(settings, args.limit)
         if args.json:
             print_json([run.to_json() for run in runs])
             return EXIT_OK
@@ -89,7 +89,7 @@ def cmd_runs(args, settings: Settings) -> int:
                   f"{format_duration(run.duration):>8}  {run.mlflow_run_id or '-':<32}  {run.where}")
         return EXIT_OK
     if action == "show":
-        run = runs_api.get_run(settings, args.id)
+        run = lifecycle.get_run(settings, args.id)
         if args.json:
             print_json(run.to_json())
             return EXIT_OK
@@ -99,28 +99,28 @@ def cmd_runs(args, settings: Settings) -> int:
     if action == "logs":
         return _show_logs(settings, args)
     if action == "cancel":
-        run = runs_api.cancel(settings, args.id)
+        run = lifecycle.cancel(settings, args.id)
         if not run.active:
             print(f"run {run.id} is already {run.status}")
             return EXIT_OK
         print(f"cancel requested for run {run.id}")
         if args.wait:
-            run = runs_api.wait(settings, run.id)
+            run = lifecycle.wait(settings, run.id)
             print(f"run {run.id} {run.status}")
         return EXIT_OK
     if action == "rerun":
-        values = runs_api.parse_assignments(args.set)
-        run = runs_api.rerun(settings, args.id, values, gpus=args.gpus)
+        values = lifecycle.parse_assignments(args.set)
+        run = lifecycle.rerun(settings, args.id, values, gpus=args.gpus)
         print(f"launched run {run.id} ({run.task}) from run {args.id}; log: {run.log_path}")
         return _wait_with_progress(settings, run.id) if args.wait else EXIT_OK
     raise UserError(f"unknown runs action {action!r}")
 
 
 def _show_logs(args_settings: Settings, args) -> int:
-    from vtm_tui.core import launch as runs_api
+    from vtm_tui.core.runs import lifecycle
 
-    run = runs_api.get_run(args_settings, args.id)
-    for line in runs_api.tail_lines(run.log_path, args.lines):
+    run = lifecycle.get_run(args_settings, args.id)
+    for line in lifecycle.tail_lines(run.log_path, args.lines):
         print(line)
     if not args.follow:
         return EXIT_OK
@@ -133,7 +133,7 @@ def _show_logs(args_settings: Settings, args) -> int:
                     sys.stdout.write(chunk.decode("utf-8", "replace"))
                     sys.stdout.flush()
                     continue
-                if not runs_api.get_run(args_settings, run.id).active:
+                if not lifecycle.get_run(args_settings, run.id).active:
                     sys.stdout.write(handle.read().decode("utf-8", "replace"))
                     return EXIT_OK
                 time.sleep(0.3)

@@ -3,22 +3,22 @@ bundle with the local loader as fallback."""
 from __future__ import annotations
 
 from vtm_tui.commands import EXIT_OK, print_json
-from vtm_tui.core.errors import UserError
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from vtm_tui.core import serving
+    from vtm_tui.core.serving import native
 
     if args.serve_action == "native":
-        record = serving.start_native(settings, args.model_uri, port=args.port)
+        record = native.start_native(settings, args.model_uri, port=args.port)
         if args.json:
             print_json(record.to_json())
         else:
             print(f"serving {record.model_uri} at {record.url} (server {record.id}, pid {record.pid})")
         return EXIT_OK
     if args.serve_action == "ls":
-        records = serving.list_servers(settings, include_stopped=args.all)
+        records = native.list_servers(settings, include_stopped=args.all)
         if args.json:
             print_json([record.to_json() for record in records])
         elif not records:
@@ -27,7 +27,7 @@ def cmd_serve(args, settings: Settings) -> int:
             for record in records:
                 print(f"{record.id:>3}  {record.status:<8} {record.url:<24} {record.model_uri}")
         return EXIT_OK
-    record = serving.stop_server(settings, args.id)
+    record = native.stop_server(settings, args.id)
     print(f"model server {record.id} {record.status}")
     return EXIT_OK
 
@@ -57,7 +57,7 @@ def print_result(result: dict) -> None:
 
 
 def cmd_predict(args, settings: Settings) -> int:
-    from vtm_tui.core import fallback
+    from vtm_tui.core.serving import fallback
 
     shape = parse_shape(args.shape)
     if args.url:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vtm_tui.train.common import batches, color_names, fit, parse_args, run_script, synthetic_classification
-from vtm_tui.train.models import SmallCNN
+from vtm_tui.core.standard.architectures import SmallCNN
 
 TASK_TYPE = "classification"
 BEST_METRIC = "val_accuracy"

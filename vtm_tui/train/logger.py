@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from vtm_tui.core.progress import format_meta, format_progress
+from vtm_tui.core.runs.progress import format_meta, format_progress
 
 DEFAULT_EXPERIMENT = "void-train-manager"
 DEFAULT_TB_DIR = os.path.join(".", "outputs", "tensorboard", "{run_name}")

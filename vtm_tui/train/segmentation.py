@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vtm_tui.train.common import batches, fit, parse_args, run_script, shape_names, synthetic_segmentation
-from vtm_tui.train.models import TinySegNet
+from vtm_tui.core.standard.architectures import TinySegNet
 
 TASK_TYPE = "segmentation"
 BEST_METRIC = "val_miou"

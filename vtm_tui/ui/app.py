@@ -7,14 +7,14 @@ from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from vtm_tui.settings import Settings
-from vtm_tui.ui.commands import TabActionsProvider
+from vtm_tui.ui.palette import TabActionsProvider
 from vtm_tui.ui.messages import CatalogLoaded, CloneRequested, RunLaunched
 from vtm_tui.ui.sources import Sources
-from vtm_tui.ui.tabs.launcher import LauncherPane
-from vtm_tui.ui.tabs.mlflow_ops import MlflowOpsPane
-from vtm_tui.ui.tabs.registry import RegistryPane
-from vtm_tui.ui.tabs.runs import RunsPane
-from vtm_tui.ui.tabs.serving import ServingPane
+from vtm_tui.ui.tabs.launcher.pane import LauncherPane
+from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
+from vtm_tui.ui.tabs.registry.pane import RegistryPane
+from vtm_tui.ui.tabs.runs.pane import RunsPane
+from vtm_tui.ui.tabs.serving.pane import ServingPane
 from vtm_tui.ui.widgets.status_header import StatusHeader
 
 TABS = Binding.Group("Tabs", compact=True)

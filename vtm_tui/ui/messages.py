@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from vtm_tui.core.runs import RunRecord
+from vtm_tui.core.runs.store import RunRecord
 
 if TYPE_CHECKING:  # the catalog module (pydantic) loads in a worker, after the first frame
-    from vtm_tui.core.catalog import Catalog
+    from vtm_tui.core.catalog.loader import Catalog
 
 
 @dataclass
@@ -31,11 +31,4 @@ class CloneRequested(Message):
     run: RunRecord
 
 
-def error_text(exc: BaseException) -> str:
-    """What a user sees of an exception: the message of the errors meant for them, the type
-    as well for anything unexpected."""
-    from vtm_tui.core.errors import user_error_types
 
-    if isinstance(exc, user_error_types()):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from vtm_tui.settings import Settings
 
 if TYPE_CHECKING:
-    from vtm_tui.core.mlflow_server import ServerStatus
-    from vtm_tui.core.runs import RunRecord
+    from vtm_tui.core.tracking.server import ServerStatus
+    from vtm_tui.core.runs.store import RunRecord
 
 RUNS_LIMIT = 200  # the table shows the newest runs; older ones stay in `vtm runs`
 
@@ -63,13 +63,13 @@ def gpu_options(gpus: list[Gpu]) -> list[tuple[str, str]]:
 
 
 def _server_status(settings: Settings) -> ServerStatus:
-    from vtm_tui.core.mlflow_server import status
+    from vtm_tui.core.tracking.server import status
 
     return status(settings)
 
 
 def _list_runs(settings: Settings) -> list[RunRecord]:
-    from vtm_tui.core.launch import list_runs
+    from vtm_tui.core.runs.lifecycle import list_runs
 
     return list_runs(settings, RUNS_LIMIT)  # also marks runs whose supervisor vanished as lost
 

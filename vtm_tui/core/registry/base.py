@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
-from vtm_tui.core.errors import UserError
+from vtm_tui.errors import OperationFailed, UserError
 
 CHUNK = 1 << 20  # transfer block: big enough that per-block Python overhead stays negligible
 
@@ -20,21 +20,28 @@ Source = Callable[[int], bytes]  # source(n) -> at most n bytes; b"" at the end
 Progress = Callable[[int, "int | None"], object]  # (bytes done, total or None)
 
 
-class RegistryError(Exception):
-    """A registry operation failed. Messages name the registry by its display URL and never
-    carry a password."""
+class RegistryError(OperationFailed):
+    """A registry operation failed (exit code 1). Messages name the registry by its display URL
+    and never carry a password."""
 
 
-class RegistryUsageError(RegistryError, UserError):
+class RegistryUsageError(RegistryError):
     """Bad input: exit code 2."""
 
-
-class NotFound(RegistryError, UserError):
-    """No such model, stage, version or file."""
+    exit_code = UserError.exit_code
 
 
-class VersionConflict(RegistryError, UserError):
-    """The version exists with different content (versions are immutable), or is being written."""
+class NotFound(RegistryError):
+    """No such model, stage, version or file (exit code 2)."""
+
+    exit_code = UserError.exit_code
+
+
+class VersionConflict(RegistryError):
+    """The version exists with different content (versions are immutable), or is being written
+    (exit code 2)."""
+
+    exit_code = UserError.exit_code
 
 
 class ConnectError(RegistryError):

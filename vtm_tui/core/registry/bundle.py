@@ -4,7 +4,7 @@ Members, in this order; nothing else is ever accepted:
 
     checkpoint.pth | checkpoint.pt   the published checkpoint, byte for byte (its original file
                                      name is in the manifest's source)
-    model-standard.pt                optional: the Torch Standard file (see core/standard.py)
+    model-standard.pt                optional: the Torch Standard file (see core/standard/)
     bundle.json                      what the bundle holds: file names, sizes, sha256, and the
                                      model metadata (task type, architecture, classes, ...)
 

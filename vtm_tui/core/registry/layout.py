@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from vtm_tui.core.errors import UserError
+from vtm_tui.errors import UserError
 
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}")

@@ -301,8 +301,8 @@ class Registry:
                      source: dict | None = None, metric: dict | None = None,
                      progress: Progress | None = None, cancel: threading.Event | None = None) -> PublishResult:
         """Publish a local .pth/.pt checkpoint (read with weights_only=True: an unsafe one is
-        refused). convert_standard adds model-standard.pt (see core/standard.py)."""
-        from vtm_tui.core import standard
+        refused). convert_standard adds model-standard.pt (see core/standard/)."""
+        from vtm_tui.core.standard import loader as standard
 
         layout.check_model(model), layout.check_stage(stage)
         number = None if version in (None, "", "auto") else layout.check_version(version)

@@ -1,0 +1,142 @@
+"""Launching, cancelling and re-running catalog tasks: the one path the CLI, scripts and TUI share."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Mapping
+
+from vtm_tui.core.catalog.loader import Catalog, load_catalog
+from vtm_tui.core.runs.engines import get_engine, reconcile
+from vtm_tui.errors import UserError
+from vtm_tui.core.runs.store import RunRecord, RunStore
+from vtm_tui.settings import Settings
+
+
+def open_store(settings: Settings) -> RunStore:
+    return RunStore(settings.runs_db)
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, str]:
+    """`--set NAME=VALUE` items -> {NAME: VALUE}."""
+    values: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set expects NAME=VALUE, got {item!r}")
+        values[name.strip()] = value
+    return values
+
+
+def normalize_gpus(gpus: str | None) -> str | None:
+    """'0,1' -> '0,1'; 'cpu' or '' -> '' (hide all GPUs); None -> leave the environment alone."""
+    if gpus is None:
+        return None
+    text = gpus.strip().lower()
+    if text in ("", "cpu", "none"):
+        return ""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise UserError(f"--gpus expects GPU indices like 0 or 0,1 (or 'cpu'), got {gpus!r}")
+    return ",".join(parts)
+
+
+def launch(settings: Settings, task_type: str, values: Mapping[str, object] | None = None, *,
+           gpus: str | None = None, engine: str | None = None,
+           catalog: Catalog | None = None) -> RunRecord:
+    """Validate the task's field values, make sure tracking is up, record the run and start it."""
+    catalog = catalog or load_catalog(settings.catalog_path)
+    task = catalog.task(task_type)
+    if not task.enabled:
+        raise UserError(f"task {task_type!r} is disabled in {catalog.path} (enabled: false)")
+    resolved = task.resolve_values(values or {})
+    argv = task.build_argv(resolved, environ=settings.env)
+    cuda = normalize_gpus(gpus)
+    engine_name = engine or task.runner.engine
+    try:
+        engine_impl = get_engine(engine_name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+    from vtm_tui.core.tracking.server import tracking_uri_for_runs
+
+    env = {**task.runner.env, "MLFLOW_TRACKING_URI": tracking_uri_for_runs(settings),
+           "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type}
+    if "VTM_CANCEL_GRACE" in settings.env:  # may come from .env, which the supervisor never reads
+        env["VTM_CANCEL_GRACE"] = settings.env["VTM_CANCEL_GRACE"]
+    if cuda is not None and engine_name == "local":  # Slurm assigns devices itself
+        env["CUDA_VISIBLE_DEVICES"] = cuda
+    cwd = str(task.runner.cwd or settings.workdir)
+    store = open_store(settings)
+    run = store.create(task=task.task_type, argv=argv, env=env, field_values=resolved, cwd=cwd,
+                       runs_dir=settings.runs_dir, engine=engine_name, gpus=cuda,
+                       engine_options=task.runner.slurm if engine_name == "slurm" else {})
+    env["VTM_RUN_ID"] = str(run.id)
+    store.update(run.id, env=env)
+    engine_impl.start(store, store.get(run.id))
+    return store.get(run.id)
+
+
+def rerun(settings: Settings, run_id: int | str, changes: Mapping[str, object] | None = None,
+          *, gpus: str | None = None) -> RunRecord:
+    """Launch the same task again with the earlier run's field values, some of them changed."""
+    old = open_store(settings).get(run_id)
+    values = {**old.field_values, **(changes or {})}
+    return launch(settings, old.task, values, gpus=gpus if gpus is not None else old.gpus,
+                  engine=old.engine)
+
+
+def cancel(settings: Settings, run_id: int | str) -> RunRecord:
+    store = open_store(settings)
+    run = store.get(run_id)
+    if run.active:
+        get_engine(run.engine).cancel(store, run)
+    return store.get(run.id)
+
+
+def list_runs(settings: Settings, limit: int | None = None) -> list[RunRecord]:
+    store = open_store(settings)
+    reconcile(store)
+    return store.list(limit)
+
+
+def get_run(settings: Settings, run_id: int | str) -> RunRecord:
+    store = open_store(settings)
+    run = store.get(run_id)
+    if run.active:
+        get_engine(run.engine).refresh(store, run)
+        run = store.get(run.id)
+    return run
+
+
+def wait(settings: Settings, run_id: int | str, on_update=None, interval: float = 0.5,
+         timeout: float | None = None) -> RunRecord:
+    """Block until the run finishes; on_update(run) is called whenever its record changes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last = None
+    while True:
+        run = get_run(settings, run_id)
+        snapshot = (run.status, run.progress, run.mlflow_run_id)
+        if snapshot != last and on_update:
+            on_update(run)
+        last = snapshot
+        if not run.active:
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            raise UserError(f"run {run.id} still {run.status} after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def tail_lines(path: str | os.PathLike, count: int = 50, max_bytes: int = 256 * 1024) -> list[str]:
+    """The last `count` lines of a log, reading at most max_bytes from its end (bounded memory)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # the first one is probably cut
+    return lines[-count:] if count else lines

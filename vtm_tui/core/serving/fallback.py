@@ -1,0 +1,120 @@
+"""The serving order of the original system: MLflow native serving first; when that cannot
+work, the registry bundle, verified, loaded with the local loader and run here.
+
+Every result says which path served it and why the other was skipped.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from vtm_tui.errors import UserError
+from vtm_tui.core.serving.predict_io import load_input, predict_local, summarize
+from vtm_tui.settings import Settings
+
+
+def _task_from_outputs(outputs) -> str:
+    import numpy as np
+
+    return "classification" if np.asarray(outputs).ndim == 2 else "segmentation"
+
+
+def served_input_shape(model_uri: str, tracking_uri: str | None) -> tuple[int, int, int] | None:
+    """(C, H, W) from the logged model's signature, when it has one."""
+    from vtm_tui.core.tracking.client import interactive_http_limits
+
+    try:
+        import mlflow
+
+        with interactive_http_limits():
+            if tracking_uri:
+                mlflow.set_tracking_uri(tracking_uri)
+            signature = mlflow.models.get_model_info(model_uri).signature
+        shape = signature.inputs.inputs[0].shape
+    except Exception:
+        return None
+    return tuple(int(dim) for dim in shape[1:]) if len(shape) == 4 else None
+
+
+def predict_via_url(settings: Settings, url: str, source: str | None = None, *, random: bool = False,
+                    shape: tuple[int, int, int] | None = None, task_type: str | None = None,
+                    top_k: int = 3, mask_path: str | None = None, class_names: list[str] | None = None,
+                    model_uri: str | None = None, tracking_uri: str | None = None) -> dict:
+    """Send one input to a model server's /invocations and summarize its answer."""
+    from vtm_tui.core.serving import native
+
+    for record in native.list_servers(settings) if shape is None else []:
+        if record.url == url.rstrip("/") and record.input_shape:
+            shape = tuple(int(dim) for dim in record.input_shape.split(","))
+    if shape is None and model_uri:
+        shape = served_input_shape(model_uri, tracking_uri)
+    if shape is None:
+        raise UserError("cannot tell the model's input shape: give --shape C,H,W (e.g. 3,32,32)")
+    inputs = load_input(source, shape, random=random)
+    outputs = native.predict_url(url, inputs)
+    result = summarize(task_type or _task_from_outputs(outputs), outputs, class_names, top_k=top_k,
+                       mask_path=mask_path)
+    return {**result, "served_by": "native", "source": url, "skipped": []}
+
+
+def _native(settings: Settings, model_uri: str, start: bool) -> tuple[str | None, str]:
+    """(url of a server for model_uri, or None; why native was skipped)."""
+    from vtm_tui.core.serving import native
+
+    for record in native.list_servers(settings):
+        if record.model_uri == model_uri and record.status == "up":
+            return record.url, ""
+    if not start:
+        return None, (f"native: no running model server for {model_uri} "
+                      "(start one with `vtm serve native` or pass --native)")
+    try:
+        return native.start_native(settings, model_uri).url, ""
+    except UserError as exc:
+        return None, f"native: {exc}"
+
+
+def predict_model(settings: Settings, model: str, *, stage: str = "release", version="latest",
+                  native: bool = False, source: str | None = None, random: bool = False,
+                  top_k: int = 3, mask_path: str | None = None, registry: str | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancel: threading.Event | None = None, interactive: bool | None = None) -> dict:
+    """Predict with registry model `model`: natively when a server runs (or --native can start
+    one), else from the registry bundle with the local loader."""
+    skipped = []
+    if version == "latest":
+        model_uri = f"models:/{model}@{stage}"
+        url, why = _native(settings, model_uri, native)
+        if url:
+            try:
+                return predict_via_url(settings, url, source, random=random, top_k=top_k, mask_path=mask_path,
+                                       model_uri=model_uri, tracking_uri=None)
+            except UserError as exc:
+                why = f"native: {url} failed: {exc}"
+        skipped.append(why)
+    else:
+        skipped.append("native: serving follows MLflow aliases; a pinned registry version is "
+                       "served from the registry bundle")
+    return predict_from_registry(settings, model, stage=stage, version=version, source=source,
+                                 random=random, top_k=top_k, mask_path=mask_path, registry=registry,
+                                 progress=progress, cancel=cancel, skipped=skipped,
+                                 interactive=interactive)
+
+
+def predict_from_registry(settings: Settings, model: str, *, stage: str, version, source, random,
+                          top_k: int, mask_path, registry, progress=None, cancel=None,
+                          skipped: list[str] | None = None, interactive: bool | None = None) -> dict:
+    """interactive=False: never prompt for an FTP password (the TUI owns the terminal)."""
+    from vtm_tui.core.registry import open_registry
+    from vtm_tui.core.standard.loader import load_model
+
+    cache = settings.home / "cache"
+    with open_registry(settings, registry, interactive=interactive) as reg:
+        pulled = reg.pull(model, stage, version, dest=cache, progress=progress, cancel=cancel)
+    loaded, meta = load_model(pulled.standard or pulled.checkpoint)
+    inputs = load_input(source, tuple(meta["input_shape"]), random=random)
+    outputs = predict_local(loaded, inputs)
+    result = summarize(meta["task_type"], outputs, meta.get("class_names"), top_k=top_k,
+                       mask_path=mask_path)
+    return {**result, "served_by": "local",
+            "source": f"registry {model}/{stage}/v{pulled.version}, {meta['architecture']} on {meta['device']}",
+            "skipped": skipped or []}

@@ -1,0 +1,153 @@
+"""The TensorBoard import card: a log directory, the target experiment and run name, start and
+cancel, live progress while the MLflow Ops tab's worker imports, then the report.
+
+A form only, like the best-run card: it posts StartRequested / CancelRequested and is told
+what happens with `show_progress`, `show_report` and `show_error`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label, ProgressBar, Static
+
+from vtm_tui.ui.widgets.text_line import TextLine
+
+if TYPE_CHECKING:
+    from vtm_tui.core.tensorboard.importer import ImportReport
+
+MAX_PROBLEMS_SHOWN = 3
+MAX_RUNS_SHOWN = 3
+
+
+def summary_lines(report: ImportReport) -> list[str]:
+    """format_report's facts, short enough for the card: totals, skipped points, the runs."""
+    verb = "cancelled after importing" if report.cancelled else "imported"
+    runs = len(report.runs)
+    lines = [(f"{verb} {report.points_imported:,} points, {report.params_logged} params into {runs} "
+              f"run{'s' if runs != 1 else ''} of '{report.experiment_name}' in {report.elapsed:.1f}s")]
+    if report.points_skipped:
+        lines.append(f"{report.points_skipped:,} points were already in MLflow and were skipped")
+    for run in report.runs[:MAX_RUNS_SHOWN]:
+        lines.append(f"run '{run.name}' ({run.run_id[:8]}): {run.points:,} points"
+                     + (" [new]" if run.created else ""))
+    if len(report.runs) > MAX_RUNS_SHOWN:
+        lines.append(f"… and {len(report.runs) - MAX_RUNS_SHOWN} more runs")
+    return lines
+
+
+class TbImportCard(Vertical):
+    @dataclass
+    class StartRequested(Message):
+        log_dir: str
+        experiment: str
+        run_name: str | None
+
+    class CancelRequested(Message):
+        pass
+
+    def __init__(self, experiment: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._experiment = experiment
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="card-line"):
+            yield Label("Log dir", classes="card-label")
+            yield Input(placeholder="folder with *tfevents* files", compact=True, id="tb-dir")
+        with Horizontal(classes="card-line"):
+            yield Label("Experiment", classes="card-label")
+            yield Input(self._experiment, placeholder="MLflow experiment", compact=True,
+                        id="tb-experiment")
+        with Horizontal(classes="card-line"):
+            yield Label("Run name", classes="card-label")
+            yield Input(placeholder="default: the folder's name", compact=True, id="tb-run-name")
+        with Horizontal(classes="card-buttons"):
+            yield Button("Import i", compact=True, variant="primary", id="tb-start")
+            yield Button("Cancel x", compact=True, id="tb-cancel", disabled=True)
+            yield TextLine(id="tb-rate")
+        yield ProgressBar(total=100, show_eta=False, id="tb-bar")
+        yield Static("Every scalar point lands in MLflow once; importing again resumes.",
+                     id="tb-summary")
+
+    def request_start(self) -> None:
+        if self.running:
+            self._hint("An import is already running (x cancels it)")
+            return
+        log_dir = self.query_one("#tb-dir", Input).value.strip()
+        experiment = self.query_one("#tb-experiment", Input).value.strip()
+        if not log_dir:
+            self.query_one("#tb-dir", Input).focus()
+            self._hint("Type the TensorBoard log folder to import")
+            return
+        if not experiment:
+            self.query_one("#tb-experiment", Input).focus()
+            self._hint("Name the MLflow experiment to import into")
+            return
+        run_name = self.query_one("#tb-run-name", Input).value.strip() or None
+        self.post_message(self.StartRequested(log_dir, experiment, run_name))
+
+    def request_cancel(self) -> None:
+        if self.running:
+            self.query_one("#tb-rate", TextLine).update(Text("cancelling…", style="magenta"))
+            self.post_message(self.CancelRequested())
+
+    @on(Button.Pressed, "#tb-start")
+    @on(Input.Submitted, "#tb-dir, #tb-experiment, #tb-run-name")
+    def _start(self, event: Message) -> None:
+        event.stop()
+        self.request_start()
+
+    @on(Button.Pressed, "#tb-cancel")
+    def _cancel(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.request_cancel()
+
+    # -- what the worker says ---------------------------------------------------------------
+
+    def set_running(self, running: bool, note: str = "") -> None:
+        self.running = running
+        self.set_class(running, "-running")
+        self.query_one("#tb-start", Button).disabled = running
+        self.query_one("#tb-cancel", Button).disabled = not running
+        if running:
+            self.query_one("#tb-bar", ProgressBar).update(total=100, progress=0)
+            self.query_one("#tb-rate", TextLine).update(Text("starting…", style="dim"))
+            self.query_one("#tb-summary", Static).update(Text(note, style="dim"))
+
+    def show_progress(self, done: int, total: int, elapsed: float) -> None:
+        rate = done / elapsed if elapsed > 0 else 0.0
+        # Never an indeterminate bar: it animates forever (see the Runs tab).
+        self.query_one("#tb-bar", ProgressBar).update(total=max(total, done, 1), progress=done)
+        shown = f"{done:,} / ~{max(total, done):,} points · {rate:,.0f} points/s"
+        self.query_one("#tb-rate", TextLine).update(Text(shown))
+
+    def show_report(self, report: ImportReport) -> None:
+        self.set_running(False)
+        bar = self.query_one("#tb-bar", ProgressBar)
+        done = report.points_imported + report.points_skipped
+        bar.update(total=max(done, 1), progress=done if not report.cancelled else bar.progress)
+        rate = report.points_imported / report.elapsed if report.elapsed > 0 else 0.0
+        state = ("cancelled", "magenta") if report.cancelled else \
+            ("problems", "bold red") if report.problems else ("done", "bold green")
+        self.query_one("#tb-rate", TextLine).update(Text.assemble(
+            (state[0], state[1]), f" · {report.points_imported:,} points · {rate:,.0f} points/s"))
+        text = Text("\n".join(summary_lines(report)))
+        for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
+            text.append(f"\nproblem: {problem}", style="red")
+        if len(report.problems) > MAX_PROBLEMS_SHOWN:
+            text.append(f"\n… and {len(report.problems) - MAX_PROBLEMS_SHOWN} more problems", style="red")
+        self.query_one("#tb-summary", Static).update(text)
+
+    def show_error(self, error: str) -> None:
+        self.set_running(False)
+        self.query_one("#tb-rate", TextLine).update(Text("failed", style="bold red"))
+        self._hint(error)
+
+    def _hint(self, text: str) -> None:
+        self.query_one("#tb-summary", Static).update(Text(text, style="red"))

@@ -1,0 +1,313 @@
+"""Runs tab: every run in the store, live; the selected run's progress, charts and log tail.
+
+The TUI is only a viewer: a worker thread polls the run store (which the detached supervisors
+write), so runs launched from the CLI or another TUI show up here too, and running runs
+"reattach" simply by being in the store when the app opens.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.lazy import Lazy
+from textual.message import Message
+from textual.widgets import DataTable, Static, TabPane
+
+from vtm_tui.core.runs.progress import fraction_done
+from vtm_tui.core.runs.store import RunRecord, RunStore
+from vtm_tui.settings import Settings
+from vtm_tui.core.formatting import display_path, format_duration, format_epoch, format_number
+from vtm_tui.errors import error_text
+from vtm_tui.ui.messages import CloneRequested, RunLaunched
+from vtm_tui.ui.pacing import pause
+from vtm_tui.ui.screens.confirm import ConfirmScreen
+from vtm_tui.ui.screens.log_view import LogScreen
+from vtm_tui.ui.sources import RUNS_LIMIT, Sources
+from vtm_tui.ui.widgets.log_tail import LogTail
+from vtm_tui.ui.tabs.runs.run_detail import RunDetail, run_duration, status_text
+
+if TYPE_CHECKING:
+    from vtm_tui.core.catalog.loader import Catalog
+
+POLL_INTERVAL = 0.5  # seconds; the supervisors write progress at most twice a second
+# Asking the engines whether active runs are still alive (processes, later a Slurm queue) is
+# dearer than reading the store, so it happens on every tenth poll only.
+RECONCILE_EVERY = 10
+COPY = Binding.Group("Copy id", compact=True)
+COLUMNS = [("id", "ID"), ("status", "Status"), ("task", "Task"), ("progress", "Progress"),
+           ("epoch", "Epoch"), ("metric", "Metric"), ("duration", "Duration"),
+           ("mlflow", "MLflow run"), ("where", "Where")]
+
+
+def row_cells(run: RunRecord, metric: str | None, now: float) -> tuple:
+    done = fraction_done(run.progress)
+    value = run.progress.get(metric) if metric else None
+    return (
+        Text(str(run.id), justify="right"),
+        status_text(run),
+        run.task,
+        Text("-" if done is None else f"{done:.0%}", justify="right"),
+        Text(format_epoch(run.progress), justify="right"),
+        f"{metric} {format_number(value)}" if value is not None else "-",
+        Text(format_duration(run_duration(run, now)), justify="right"),
+        (run.mlflow_run_id or "-")[:12],
+        run.where,  # local, or the Slurm job id, state and node
+    )
+
+
+class RunsPane(TabPane):
+    BINDINGS = [
+        Binding("c", "cancel_run", "Cancel", id="runs.cancel"),
+        Binding("r", "rerun", "Rerun", id="runs.rerun"),
+        Binding("e", "clone", "Clone", id="runs.clone", tooltip="Clone into the Launcher form to edit"),
+        Binding("l", "open_log", "Log", id="runs.log", tooltip="Full-screen log with search"),
+        Binding("y", "copy_id", "Copy run id", id="runs.copy_id", group=COPY),
+        Binding("m", "copy_mlflow_id", "Copy MLflow run id", id="runs.copy_mlflow_id", group=COPY),
+    ]
+
+    @dataclass
+    class Polled(Message):
+        """One snapshot of the store; a newer one supersedes any still queued."""
+        runs: list[RunRecord]
+        chart_key: tuple | None  # which (run, progress) the points belong to
+        points: list[dict] | None  # None: the charted run's points have not changed
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, RunsPane.Polled)
+
+    def __init__(self, settings: Settings, sources: Sources) -> None:
+        super().__init__("Runs", id="runs")
+        self.tab_title = "Runs"
+        self.settings, self.sources = settings, sources
+        self._runs: dict[int, RunRecord] = {}
+        self._order: list[int] = []
+        self._cells: dict[int, tuple] = {}
+        self._metrics: dict[str, str | None] = {}  # task -> its key metric (catalog mlflow.metric)
+        self._selected: int | None = None
+        self._pending_select: int | None = None
+        self._charted: tuple | None = None  # read by the poll thread: what the charts show
+        self._wake = threading.Event()
+        self._poll_error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        empty = Static("No runs yet. Launch one from the Launcher tab (1), or from a shell with "
+                       "`vtm launch TASK`: it shows up here.", id="runs-empty")
+        bottom = Horizontal(RunDetail(id="run-detail"), LogTail(id="run-log"), id="run-bottom")
+        # Mounted just after the first frame: the tab is hidden at start, and its widgets'
+        # styles would otherwise be parsed and applied before anything is on screen.
+        yield Lazy(Vertical(table, empty, bottom, id="runs-body"))
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.query("#runs-table"))
+
+    def on_mount(self) -> None:
+        self.add_class("-empty")
+        self.call_after_refresh(self._poll)  # after the first frame, like the catalog watcher
+
+    def on_unmount(self) -> None:
+        self._wake.set()
+
+    def focus_default(self) -> None:
+        if self.ready:
+            self.query_one("#runs-table", DataTable).focus()
+        else:
+            self.call_after_refresh(self.focus_default)
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        self._metrics = {task.task_type: task.mlflow.metric for task in catalog.tasks}
+        self._wake.set()
+
+    def select_run(self, run_id: int) -> None:
+        """Select this run as soon as the table has it (a new run may not be polled yet)."""
+        self._pending_select = run_id
+        if run_id in self._order:
+            self._move_cursor(run_id)
+        self._wake.set()
+
+    # -- polling ---------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="runs-poll")
+    def _poll(self) -> None:
+        store = RunStore(self.settings.runs_db)
+        polls = 0
+        while True:
+            self._wake.clear()
+            try:
+                if polls % RECONCILE_EVERY == 0:
+                    runs = self.sources.list_runs(self.settings)
+                else:
+                    runs = store.list(RUNS_LIMIT)
+                polls += 1
+                key = points = None
+                selected = self._selected if self._pending_select is None else self._pending_select
+                run = next((run for run in runs if run.id == selected), None)
+                if run is not None:
+                    key = (run.id, run.status, json.dumps(run.progress, sort_keys=True))
+                    if key != self._charted:
+                        points = store.points(run.id)
+                self.post_message(self.Polled(runs, key, points))
+                self._poll_error = None
+            except Exception as exc:  # e.g. a locked or damaged store: say so once, keep trying
+                text = error_text(exc)
+                if text != self._poll_error:
+                    self._poll_error = text
+                    self.notify(f"Cannot read the run store: {text}", severity="error", markup=False)
+            if not pause(POLL_INTERVAL, self._wake):
+                return
+
+    async def on_runs_pane_polled(self, message: Polled) -> None:
+        if not self.ready:
+            return  # the next poll comes in half a second
+        self._runs = {run.id: run for run in message.runs}
+        self.set_class(not message.runs, "-empty")
+        self._update_table(message.runs)
+        run = self._runs.get(self._selected) if self._selected is not None else None
+        if run is None:
+            return
+        self.query_one(RunDetail).show_run(run, self.sources.clock())
+        if message.points is not None and message.chart_key and message.chart_key[0] == run.id:
+            await self.query_one(RunDetail).show_points(run, message.points)
+            self._charted = message.chart_key
+
+    def _update_table(self, runs: list[RunRecord]) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        now = self.sources.clock()
+        cells = {run.id: row_cells(run, self._metrics.get(run.task), now) for run in runs}
+        order = [run.id for run in runs]
+        if order != self._order:  # a run appeared or went: rebuild, keeping the selection
+            target = self._pending_select or self._selected
+            table.clear()
+            for run_id in order:
+                table.add_row(*cells[run_id], key=str(run_id))
+            self._order = order
+            if order:
+                self._move_cursor(target if target in order else order[0])
+        else:
+            for run_id in order:
+                old_cells = self._cells[run_id]  # same order: every run was here last time
+                for (column, _), old, new in zip(COLUMNS, old_cells, cells[run_id], strict=True):
+                    if old != new:
+                        table.update_cell(str(run_id), column, new, update_width=True)
+        self._cells = cells
+
+    def _move_cursor(self, run_id: int) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        table.move_cursor(row=self._order.index(run_id), animate=False)
+        self._select(run_id)
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # Read the cursor, not the event: a rebuild queues highlights that are already stale.
+        row = event.data_table.cursor_row
+        if 0 <= row < len(self._order):
+            self._select(self._order[row])
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_chosen(self) -> None:
+        self.action_open_log()  # enter on a run: its full log
+
+    def _select(self, run_id: int) -> None:
+        if run_id == self._pending_select:
+            self._pending_select = None
+        run = self._runs.get(run_id)
+        if run is None:
+            return
+        if run_id != self._selected:
+            self._selected = run_id
+            self._charted = None
+            self._wake.set()  # fetch its chart points now
+        self.query_one(RunDetail).show_run(run, self.sources.clock())
+        log = self.query_one("#run-log", LogTail)
+        log.border_title = f"log · {display_path(run.log_path, self.settings.workdir)}"
+        log.follow(run.log_path)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _current(self) -> RunRecord | None:
+        run = self._runs.get(self._selected) if self._selected is not None else None
+        if run is None:
+            self.notify("No run selected", severity="warning")
+        return run
+
+    def action_cancel_run(self) -> None:
+        run = self._current()
+        if run is None:
+            return
+        if not run.active:
+            self.notify(f"Run {run.id} is already {run.status}")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cancel(run.id)
+
+        self.app.push_screen(ConfirmScreen(
+            f"Cancel run {run.id} ({run.task})?\nIts processes get SIGINT, then SIGTERM, then SIGKILL.",
+            yes="Cancel run"), answered)
+
+    @work(thread=True, group="run-actions")
+    def _cancel(self, run_id: int) -> None:
+        from vtm_tui.core.runs.lifecycle import cancel
+
+        try:
+            cancel(self.settings, run_id)
+        except Exception as exc:
+            self.notify(error_text(exc), title="Cancel failed", severity="error", markup=False)
+            return
+        self.notify(f"Cancel requested for run {run_id}")
+        self._wake.set()
+
+    def action_rerun(self) -> None:
+        run = self._current()
+        if run is not None:
+            self.notify(f"Relaunching run {run.id}…")
+            self._rerun(run.id)
+
+    @work(thread=True, group="run-actions")
+    def _rerun(self, run_id: int) -> None:
+        from vtm_tui.core.runs.lifecycle import rerun
+
+        try:
+            run = rerun(self.settings, run_id)
+        except Exception as exc:
+            self.notify(error_text(exc), title="Rerun failed", severity="error", markup=False)
+            return
+        self.post_message(RunLaunched(run))
+
+    def action_clone(self) -> None:
+        run = self._current()
+        if run is not None:
+            self.post_message(CloneRequested(run))
+
+    def action_open_log(self) -> None:
+        run = self._current()
+        if run is not None:
+            title = f"Run {run.id} · {run.task} · {display_path(run.log_path, self.settings.workdir)}"
+            self.app.push_screen(LogScreen(title, run.log_path))
+
+    def action_copy_id(self) -> None:
+        run = self._current()
+        if run is not None:
+            self.app.copy_to_clipboard(str(run.id))
+            self.notify(f"Copied run id {run.id}")
+
+    def action_copy_mlflow_id(self) -> None:
+        run = self._current()
+        if run is None:
+            return
+        if not run.mlflow_run_id:
+            self.notify(f"Run {run.id} has no MLflow run (yet)", severity="warning")
+            return
+        self.app.copy_to_clipboard(run.mlflow_run_id)
+        self.notify(f"Copied MLflow run id {run.mlflow_run_id}", markup=False)

@@ -1,0 +1,118 @@
+"""The lower half of the predict card: what is happening (with the registry download's progress
+bar), where the answer came from and what was skipped, and the answer itself: a table of
+classes and probabilities, or of class shares beside a coloured preview of the mask."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, ProgressBar, Static
+
+from vtm_tui.ui.tabs.serving.mask_preview import MaskPreview, class_colour
+from vtm_tui.ui.widgets.text_line import TextLine
+
+BAR_WIDTH = 20
+_SERVED_STYLE = {"native": "bold green", "local": "bold yellow"}
+
+
+def share_bar(fraction: float, style: str = "") -> Text:
+    filled = max(0, min(BAR_WIDTH, round(fraction * BAR_WIDTH)))
+    return Text.assemble(("█" * filled, style or "cyan"), ("░" * (BAR_WIDTH - filled), "dim"))
+
+
+def notes_text(result: dict, mask_shown: str | None = None) -> Text:
+    """`served by native · http://...` and one `skipped ...` line per path not taken."""
+    served = result.get("served_by", "?")
+    text = Text.assemble(("served by ", "bold"), (served, _SERVED_STYLE.get(served, "bold")))
+    if result.get("source"):
+        text.append(f" · {result['source']}")
+    for note in result.get("skipped") or []:
+        text.append("\nskipped ", "bold")
+        text.append(note, "yellow")
+    if mask_shown:
+        text.append("\nmask ", "bold")
+        text.append(mask_shown)
+    return text
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+class PredictResult(Vertical):
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="predict-status-row"):
+            yield TextLine(Text("Choose a target and an input, then ctrl+g to predict.", "dim"),
+                           id="predict-status")
+            yield ProgressBar(total=None, show_eta=False, id="predict-bar")
+        yield Static(id="predict-notes")
+        with Horizontal(id="predict-output"):
+            # No cursor: its highlight would hide the class colours of the first row.
+            table = DataTable(id="predict-table", cursor_type="none", zebra_stripes=True)
+            yield table
+            yield MaskPreview(id="predict-preview")
+
+    def on_mount(self) -> None:
+        self.query_one("#predict-bar").display = False
+        self.query_one(MaskPreview).display = False
+        self.query_one("#predict-table", DataTable).display = False
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#predict-table", DataTable)
+
+    def status(self, text: Text | str) -> None:
+        self.query_one("#predict-status", TextLine).update(text)
+
+    def busy(self, text: str) -> None:
+        """A new prediction: the last answer goes, so a failure can never pass for it."""
+        self.status(Text(text))
+        self.query_one("#predict-notes", Static).update("")
+        self.table.clear(columns=True)
+        self.table.display = False
+        self.query_one(MaskPreview).display = False
+        bar = self.query_one("#predict-bar", ProgressBar)
+        bar.display = False
+        bar.update(total=None, progress=0)
+
+    def progress(self, done: int, total: int) -> None:
+        bar = self.query_one("#predict-bar", ProgressBar)
+        bar.display = True
+        bar.update(total=max(total, 1), progress=min(done, total))
+        self.status(f"Downloading the registry bundle: {_mib(done)} of {_mib(total)}")
+
+    def failed(self, text: str) -> None:
+        self.status(Text.assemble(("Prediction failed: ", "bold red"), (text, "red")))
+
+    def cancelled(self) -> None:
+        self.status(Text("Prediction cancelled.", "yellow"))
+
+    def show(self, result: dict, elapsed: float, mask_shown: str | None = None) -> None:
+        task = result.get("task_type", "")
+        self.status(Text.assemble(("Predicted", "bold green"), f" in {elapsed:.2f} s ({task})"))
+        self.query_one("#predict-notes", Static).update(notes_text(result, mask_shown))
+        table = self.table
+        table.clear(columns=True)
+        preview = self.query_one(MaskPreview)
+        if task == "segmentation":
+            table.add_columns("", "Class", "Share", "")
+            for row in result.get("shares", []):
+                colour = class_colour(row["index"]).name
+                table.add_row(Text("██", colour), row["class"], Text(f"{row['share']:.1%}", justify="right"),
+                              share_bar(row["share"], colour))
+            preview.show(result.get("preview"))
+            preview.display = bool(preview.grid)
+        else:
+            table.add_columns("#", "Class", "Probability", "")
+            for rank, row in enumerate(result.get("top", []), 1):
+                table.add_row(Text(str(rank), justify="right"), row["class"],
+                              Text(f"{row['probability']:.4f}", justify="right"), share_bar(row["probability"]))
+            preview.show(None)
+            preview.display = False
+        table.display = True
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """The result table as plain text."""
+        table = self.table
+        return [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
