@@ -61,7 +61,7 @@ def parse_vtm(path: Path) -> tuple[float, int]:
     started = time.perf_counter()
     decoder = EventDecoder()
     points = 0
-    for _start, _end, data, damage in read_records(path):
+    for _start, _end, data, _damage in read_records(path):
         if data is not None:
             decoded = decoder.decode(data)
             if decoded is not None:
@@ -107,7 +107,7 @@ class Server:
                     return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise SystemExit(f"mlflow server exited; see {workdir / 'server.log'}")
+                    raise SystemExit(f"mlflow server exited; see {workdir / 'server.log'}") from None
                 time.sleep(0.5)
         self.stop()
         raise SystemExit("mlflow server did not come up")

@@ -15,10 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vtm_tui.ui.app import VtmApp  # noqa: E402
-from vtm_tui.ui.demo.world import make_demo  # noqa: E402
 from vtm_tui.ui.demo.pinned_mlflow import show_mlflow_ops, with_demo_mlflow  # noqa: E402
 from vtm_tui.ui.demo.pinned_registry import fill_demo_registry  # noqa: E402
 from vtm_tui.ui.demo.pinned_serving import show_serving, with_serving  # noqa: E402
+from vtm_tui.ui.demo.world import make_demo  # noqa: E402
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane  # noqa: E402
 from vtm_tui.ui.tabs.registry.pane import RegistryPane  # noqa: E402
 from vtm_tui.ui.tabs.runs.pane import RunsPane  # noqa: E402

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vtm_tui.core.tracking import server as mlflow_server
 from vtm_tui.core.runs.store import RunRecord, RunStore
+from vtm_tui.core.tracking import server as mlflow_server
 from vtm_tui.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -169,8 +169,8 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402
 
-from vtm_tui.core.registry.ftp_server import FtpUser, ServerThread  # noqa: E402
 from vtm_tui.core.registry import Registry, open_backend  # noqa: E402
+from vtm_tui.core.registry.ftp_server import FtpUser, ServerThread  # noqa: E402
 
 BACKENDS = ("local", "aioftp", "pyftpdlib")
 
@@ -258,8 +258,8 @@ def write_checkpoint(path: Path, *, seed: int = 0, num_classes: int = 3, extra_f
     """A real vtm-checkpoint-v1 of SmallCNN; extra_floats pads it with random weights (bigger file)."""
     import torch
 
-    from vtm_tui.train.common import checkpoint_dict
     from vtm_tui.core.standard.architectures import SmallCNN
+    from vtm_tui.train.common import checkpoint_dict
 
     torch.manual_seed(seed)
     model = SmallCNN(num_classes, 16)

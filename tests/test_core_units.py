@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from vtm_tui.core.runs.lifecycle import normalize_gpus, parse_assignments, tail_lines
+from vtm_tui.core.runs.progress import MetaLine, ProgressLine, fraction_done, numeric_metrics, parse_line
+from vtm_tui.core.runs.store import RunStore
 from vtm_tui.core.tracking import server as mlflow_server
 from vtm_tui.errors import UserError
-from vtm_tui.core.runs.lifecycle import normalize_gpus, parse_assignments, tail_lines
-from vtm_tui.core.runs.progress import (MetaLine, ProgressLine, fraction_done,
-                                   numeric_metrics, parse_line)
-from vtm_tui.core.runs.store import RunStore
 from vtm_tui.settings import PACKAGED_CATALOG, Settings
 
 

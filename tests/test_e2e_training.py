@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from conftest import VtmEnv, base_env
 
-from conftest import base_env, VtmEnv
 from vtm_tui.core.runs.progress import PROGRESS_PREFIX
 from vtm_tui.settings import Settings
 

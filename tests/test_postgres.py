@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import VTM_BIN, base_env, free_port
+
 from vtm_tui.settings import PACKAGED_CATALOG
 
 DB_USER, DB_PASSWORD, DB_NAME = "vtm", "vtm-secret-pw", "mlflow"
@@ -150,8 +150,8 @@ def test_tracking_server_on_postgresql(postgres, tmp_path):
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
-    from vtm_tui.core.tracking.client import Tracking
     from vtm_tui.core.tracking.best import best_run
+    from vtm_tui.core.tracking.client import Tracking
 
     port = free_port()
     env = base_env(VTM_HOME=str(tmp_path / ".vtm"), VTM_MLFLOW_PORT=str(port),

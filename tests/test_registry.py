@@ -8,11 +8,15 @@ import json
 import threading
 
 import pytest
-
 from registry_fixtures import *  # noqa: F401,F403
 from registry_fixtures import snapshot, write_checkpoint
+
 from vtm_tui.core.registry import (
-    Cancelled, InvalidName, NotFound, RegistryUsageError, VersionConflict,
+    Cancelled,
+    InvalidName,
+    NotFound,
+    RegistryUsageError,
+    VersionConflict,
 )
 
 

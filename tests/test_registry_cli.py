@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import base_env
 from registry_fixtures import *  # noqa: F401,F403
 from registry_fixtures import PASSWORD, SilentServer, write_checkpoint
+
 from vtm_tui.settings import Settings
 
 SHIM = ("import sys, vtm_tui.cli as cli\n"

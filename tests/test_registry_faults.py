@@ -10,17 +10,31 @@ import time
 import traceback
 
 import pytest
-
 from registry_fixtures import *  # noqa: F401,F403
 from registry_fixtures import (
-    PASSWORD, USER, FtpServerProc, SilentServer, crafted_tar_gz, plant_version, snapshot, write_checkpoint,
+    PASSWORD,
+    USER,
+    FtpServerProc,
+    SilentServer,
+    crafted_tar_gz,
+    plant_version,
+    snapshot,
+    write_checkpoint,
 )
-from vtm_tui.core.registry.ftp_server import FtpUser, ServerThread
+
 from vtm_tui.core.registry import (
-    AuthError, ConnectError, IntegrityError, PermissionDenied, Registry, RegistryTimeout, TLSError,
-    UnsafeBundle, open_backend,
+    AuthError,
+    ConnectError,
+    IntegrityError,
+    PermissionDenied,
+    Registry,
+    RegistryTimeout,
+    TLSError,
+    UnsafeBundle,
+    open_backend,
 )
 from vtm_tui.core.registry.bundle import BundleWriter
+from vtm_tui.core.registry.ftp_server import FtpUser, ServerThread
 
 
 def _all_text(exc: BaseException) -> str:

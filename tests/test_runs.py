@@ -14,7 +14,6 @@ import pytest
 from vtm_tui.core import procs
 
 
-
 def _started(run) -> bool:
     return run.status == "running" and run.progress.get("epoch", 0) >= 1
 

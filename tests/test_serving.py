@@ -7,8 +7,8 @@ import socket
 
 import numpy as np
 import pytest
-
 from conftest import REPO, free_port, make_vtm_env, train_registered_model
+
 from vtm_tui.core import procs
 from vtm_tui.core.serving import native as serving
 
@@ -120,8 +120,9 @@ def test_code_running_checkpoint_is_refused_and_never_runs(trained, tmp_path):
     assert published.returncode != 0 or result.returncode == 2, (published, result)
     assert "Traceback" not in result.stderr + published.stderr
     assert not marker.exists()
-    with pytest.raises(Exception):
-        from vtm_tui.core.standard.loader import load_model
+    from vtm_tui.core.standard.loader import UnsafeCheckpoint, load_model
+
+    with pytest.raises(UnsafeCheckpoint):
 
         load_model(evil, architecture="SmallCNN", num_classes=5, image_size=32)
     assert not marker.exists()

@@ -7,9 +7,9 @@ import shutil
 import time
 
 import pytest
-
 from conftest import DATA, REPO, make_vtm_env
 from slurm_cluster import SLURM_BINARIES, SlurmCluster
+
 from vtm_tui.core import procs
 
 

@@ -5,13 +5,18 @@ import hashlib
 
 import pytest
 import torch
-
 from registry_fixtures import write_checkpoint
+
+from vtm_tui.core.standard.architectures import TinySegNet
 from vtm_tui.core.standard.loader import (
-    STANDARD_FORMAT, CheckpointError, UnsafeCheckpoint, convert_to_standard, load_model, safe_load,
+    STANDARD_FORMAT,
+    CheckpointError,
+    UnsafeCheckpoint,
+    convert_to_standard,
+    load_model,
+    safe_load,
 )
 from vtm_tui.train.common import checkpoint_dict
-from vtm_tui.core.standard.architectures import TinySegNet
 
 
 def test_convert_then_load_gives_the_same_model(tmp_path):

@@ -16,16 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import VTM_BIN, base_env, free_port
-from vtm_tui.errors import UserError
-from vtm_tui.core.tracking.client import (
-    INTERACTIVE_HTTP_ENV, RunInfo, Tracking, TrackingUnavailable, interactive_http_limits, redact_uri,
-)
+
 from vtm_tui.core.tracking.best import (
-    NoEligibleRun, UnknownMetric, best_run, resolve_query, select_best,
+    NoEligibleRun,
+    UnknownMetric,
+    best_run,
+    resolve_query,
+    select_best,
+)
+from vtm_tui.core.tracking.client import (
+    INTERACTIVE_HTTP_ENV,
+    RunInfo,
+    Tracking,
+    TrackingUnavailable,
+    interactive_http_limits,
+    redact_uri,
 )
 from vtm_tui.core.tracking.register import find_logged_model, register_run, validate_alias
+from vtm_tui.errors import UserError
 from vtm_tui.settings import PACKAGED_CATALOG, Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,7 +129,7 @@ def population(client):
     eid = client.create_experiment(name)
     base = 1_700_000_000_000
     rows = []
-    for i in range(200):
+    for _ in range(200):
         roll = rng.random()
         value = None if roll < 0.1 else NAN if roll < 0.2 else rng.choice([0.25, 0.5, 0.75, 1.0, -1.5])
         start = base + rng.randrange(60) * 1000  # ~60 distinct start times: ties on start too
@@ -196,7 +205,8 @@ def test_interactive_http_limits_are_scoped_and_user_values_win(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "99")
     with interactive_http_limits():
         with interactive_http_limits():
-            assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == INTERACTIVE_HTTP_ENV["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+            retries = INTERACTIVE_HTTP_ENV["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+            assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == retries
         assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" in os.environ
         assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "99"
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # training runs started later keep MLflow's defaults

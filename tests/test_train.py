@@ -103,9 +103,10 @@ def _check_run(store, meta, progress, *, epochs, metric_names, out_dir, params, 
         printed = [p[name] for p in progress]
         assert all(isinstance(v, float) for v in printed)
         history = sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)
-        assert [(m.step, m.value) for m in history] == list(zip(range(1, epochs + 1), printed))
+        assert [(m.step, m.value) for m in history] == list(zip(range(1, epochs + 1), printed, strict=True))
         tag = name.replace("_", "/", 1)
-        assert _tb_scalars(tb_dir, tag) == [(e, _as_float32(v)) for e, v in zip(range(1, epochs + 1), printed)]
+        expected = [(e, _as_float32(v)) for e, v in zip(range(1, epochs + 1), printed, strict=True)]
+        assert _tb_scalars(tb_dir, tag) == expected
 
     ckpt_file = out_dir / "checkpoints" / run_id / "best_checkpoint.pth"
     assert ckpt_file.is_file()
@@ -144,7 +145,8 @@ def test_import_is_light():
         print(",".join(heavy))
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
 

@@ -10,9 +10,9 @@ from tui_helpers import wait_for, wait_for_text
 
 from vtm_tui.core.runs.lifecycle import cancel
 from vtm_tui.ui.app import VtmApp
+from vtm_tui.ui.tabs.runs.metric_chart import MetricChart
 from vtm_tui.ui.tabs.runs.pane import RunsPane
 from vtm_tui.ui.widgets.log_tail import LogTail
-from vtm_tui.ui.tabs.runs.metric_chart import MetricChart
 
 
 @pytest.fixture

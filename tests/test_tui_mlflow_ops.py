@@ -13,10 +13,10 @@ from tui_helpers import screen_text, type_into, wait_for
 
 from vtm_tui.core.tracking.client import RunInfo, Tracking
 from vtm_tui.ui.app import VtmApp
-from vtm_tui.ui.demo.world import make_demo
 from vtm_tui.ui.demo.pinned_mlflow import show_mlflow_ops, with_demo_mlflow
-from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
+from vtm_tui.ui.demo.world import make_demo
 from vtm_tui.ui.tabs.mlflow_ops.history_chart import HistoryPlot, Series, render_lines
+from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
 from vtm_tui.ui.tabs.mlflow_ops.runs_table import SortKey, metric_columns
 
 CATALOG = str(REPO / "catalog.yaml")

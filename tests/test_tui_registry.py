@@ -19,16 +19,20 @@ from tui_helpers import screen_text, wait_for
 from vtm_tui.core.registry import Registry, open_backend
 from vtm_tui.settings import PACKAGED_CATALOG
 from vtm_tui.ui.app import VtmApp
-from vtm_tui.ui.demo.world import make_demo
 from vtm_tui.ui.demo.pinned_registry import fill_demo_registry
+from vtm_tui.ui.demo.world import make_demo
 from vtm_tui.ui.screens.confirm import ConfirmScreen
-from vtm_tui.ui.tabs.registry.pane import RegistryPane
 from vtm_tui.ui.screens.registry_dialogs import (
-    ConvertDialog, PasswordDialog, PublishBestDialog, PublishDialog, PullDialog,
+    ConvertDialog,
+    PasswordDialog,
+    PublishBestDialog,
+    PublishDialog,
+    PullDialog,
 )
-from vtm_tui.ui.widgets.path_suggester import complete_path
+from vtm_tui.ui.tabs.registry.pane import RegistryPane
 from vtm_tui.ui.tabs.registry.transfer import TransferMeter, TransferProgress
 from vtm_tui.ui.tabs.registry.tree import NodeRef
+from vtm_tui.ui.widgets.path_suggester import complete_path
 
 CLS = "classification-best-model"  # in the packaged catalog's registryModels: shown with its title
 OTHER = "other-model"  # in no catalog

@@ -11,16 +11,16 @@ from textual.widgets import Input, ProgressBar, Select, Switch
 from tui_helpers import screen_text, type_into, wait_for
 
 from vtm_tui.core import procs
+from vtm_tui.core.registry import Cancelled
 from vtm_tui.core.serving import native as serving
 from vtm_tui.errors import UserError
-from vtm_tui.core.registry import Cancelled
 from vtm_tui.ui.app import VtmApp
 from vtm_tui.ui.demo.pinned_serving import ServingDemoSources, make_serving_demo, show_serving
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane
-from vtm_tui.ui.tabs.serving.pane import ServingPane
-from vtm_tui.ui.tabs.serving.mask_preview import preview_text
 from vtm_tui.ui.tabs.serving.actions import Catalogue, ModelChoice, ServingSources, input_path
+from vtm_tui.ui.tabs.serving.mask_preview import preview_text
+from vtm_tui.ui.tabs.serving.pane import ServingPane
 
 START_TIMEOUT = 240  # `mlflow models serve` takes 20-60 s to answer, more on a busy machine
 

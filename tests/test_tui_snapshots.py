@@ -9,9 +9,9 @@ from tui_helpers import wait_for
 from vtm_tui.ui.app import VtmApp
 from vtm_tui.ui.demo.world import make_demo
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane
+from vtm_tui.ui.tabs.runs.metric_chart import MetricChart
 from vtm_tui.ui.tabs.runs.pane import RunsPane
 from vtm_tui.ui.widgets.log_tail import LogTail
-from vtm_tui.ui.tabs.runs.metric_chart import MetricChart
 
 # MLflow Ops, Registry and Serving are snapshotted by their own test modules, on their own
 # pinned demo data (test_tui_mlflow_ops.py, test_tui_registry.py, test_tui_serving.py).

@@ -109,8 +109,8 @@ def _history(args, tracking) -> int:
 
 
 def _best(args, tracking, settings: Settings) -> int:
-    from vtm_tui.errors import UserError
     from vtm_tui.core.tracking.best import NoEligibleRun, best_run, resolve_query
+    from vtm_tui.errors import UserError
 
     query = resolve_query(settings, task=args.task, experiment=args.experiment, metric=args.metric,
                           mode=args.mode, filter=args.filter, model_name=args.model,
@@ -141,8 +141,8 @@ def _best(args, tracking, settings: Settings) -> int:
 
 
 def _register(args, tracking, settings: Settings) -> int:
-    from vtm_tui.errors import UserError
     from vtm_tui.core.tracking.register import register_run
+    from vtm_tui.errors import UserError
 
     model, artifact_path = args.model, args.artifact_path
     if args.task:

@@ -147,7 +147,8 @@ def register(sub) -> None:
     launch.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a form field (repeatable)")
     launch.add_argument("--gpus", metavar="LIST", help="GPU indices for CUDA_VISIBLE_DEVICES, e.g. 0,1 (or cpu)")
     launch.add_argument("--engine", choices=["local", "slurm"], help="where to run (default: the task's runner.engine)")
-    launch.add_argument("--wait", action="store_true", help="follow progress until the run ends; exit 0 only if it succeeded")
+    launch.add_argument("--wait", action="store_true",
+                        help="follow progress until the run ends; exit 0 only if it succeeded")
     launch.add_argument("--json", action="store_true", help="print the run record as JSON")
 
     runs = sub.add_parser("runs", help="list and manage runs")

@@ -102,9 +102,9 @@ def step_cancel(ctx: ScriptContext, spec) -> None:
 
 def _steps() -> dict[str, Callable[[ScriptContext, object], None]]:
     # Step modules import this one lazily, so they are gathered here rather than at import time.
+    from vtm_tui.script.import_steps import step_import_tb
     from vtm_tui.script.registry_steps import STEPS as REGISTRY_STEPS
     from vtm_tui.script.serving_steps import step_predict, step_serve, step_stop
-    from vtm_tui.script.import_steps import step_import_tb
     from vtm_tui.script.tracking_steps import step_best, step_register
 
     return {"launch": step_launch, "wait": step_wait, "cancel": step_cancel,

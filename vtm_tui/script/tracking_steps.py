@@ -57,9 +57,9 @@ def _mlflow_run_ref(ctx, ref) -> str:
 
 def step_best(ctx, spec) -> None:
     """Find the best run; with `register: true` (or an `alias`) register its model too."""
-    from vtm_tui.script.runner import StepFailed
-    from vtm_tui.core.tracking.client import open_tracking
     from vtm_tui.core.tracking.best import NoEligibleRun, best_run, resolve_query
+    from vtm_tui.core.tracking.client import open_tracking
+    from vtm_tui.script.runner import StepFailed
 
     spec = _spec(spec, "task", BEST_KEYS)
     query = resolve_query(ctx.settings, task=spec.get("task"), experiment=spec.get("experiment"),
@@ -87,9 +87,9 @@ def step_best(ctx, spec) -> None:
 
 def step_register(ctx, spec) -> None:
     """Register a run's model: `run` is a `best` label, a launch label / vtm run id, or an MLflow run id."""
-    from vtm_tui.script.runner import StepFailed
     from vtm_tui.core.tracking.client import open_tracking
     from vtm_tui.core.tracking.register import register_run
+    from vtm_tui.script.runner import StepFailed
 
     spec = _spec(spec, "run", REGISTER_KEYS)
     model, artifact_path = spec.get("model"), spec.get("artifact_path")

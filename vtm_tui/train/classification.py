@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # run as a file path: import the package from thi
 import torch
 import torch.nn.functional as F
 
-from vtm_tui.train.common import batches, color_names, fit, parse_args, run_script, synthetic_classification
 from vtm_tui.core.standard.architectures import SmallCNN
+from vtm_tui.train.common import batches, color_names, fit, parse_args, run_script, synthetic_classification
 
 TASK_TYPE = "classification"
 BEST_METRIC = "val_accuracy"

@@ -16,8 +16,8 @@ if __package__ in (None, ""):  # run as a file path: import the package from thi
 import torch
 import torch.nn.functional as F
 
-from vtm_tui.train.common import batches, fit, parse_args, run_script, shape_names, synthetic_segmentation
 from vtm_tui.core.standard.architectures import TinySegNet
+from vtm_tui.train.common import batches, fit, parse_args, run_script, shape_names, synthetic_segmentation
 
 TASK_TYPE = "segmentation"
 BEST_METRIC = "val_miou"

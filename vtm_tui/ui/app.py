@@ -7,8 +7,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane, Tabs
 
 from vtm_tui.settings import Settings
-from vtm_tui.ui.palette import TabActionsProvider
 from vtm_tui.ui.messages import CatalogLoaded, CloneRequested, RunLaunched
+from vtm_tui.ui.palette import TabActionsProvider
 from vtm_tui.ui.sources import Sources
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane
 from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from vtm_tui.settings import Settings
 
 if TYPE_CHECKING:
-    from vtm_tui.core.tracking.server import ServerStatus
     from vtm_tui.core.runs.store import RunRecord
+    from vtm_tui.core.tracking.server import ServerStatus
 
 RUNS_LIMIT = 200  # the table shows the newest runs; older ones stay in `vtm runs`
 

@@ -14,12 +14,14 @@ import re
 import shlex
 import sys
 import types
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field as SchemaField, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import Field as SchemaField
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 

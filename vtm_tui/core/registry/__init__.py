@@ -25,8 +25,20 @@ from typing import Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from vtm_tui.core.registry.base import (
-    AuthError, Backend, Cancelled, ConnectError, Entry, IntegrityError, ManifestError, NotFound,
-    PermissionDenied, RegistryError, RegistryTimeout, RegistryUsageError, TLSError, UnsafeBundle,
+    AuthError,
+    Backend,
+    Cancelled,
+    ConnectError,
+    Entry,
+    IntegrityError,
+    ManifestError,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    RegistryTimeout,
+    RegistryUsageError,
+    TLSError,
+    UnsafeBundle,
     VersionConflict,
 )
 from vtm_tui.core.registry.bundle import BundleLimits

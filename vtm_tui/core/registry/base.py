@@ -131,8 +131,8 @@ class Backend(ABC):
     def remove_dir(self, path: str) -> None:
         """Remove an empty directory; fine when it does not exist."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release the connection, if the backend holds one."""
 
     def __enter__(self):
         return self

@@ -26,8 +26,21 @@ from typing import Awaitable, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from vtm_tui.core.registry.base import (
-    CHUNK, AuthError, Backend, Cancelled, ConnectError, Entry, IntegrityError, NotFound,
-    PermissionDenied, RegistryError, RegistryTimeout, RegistryUsageError, Sink, Source, TLSError,
+    CHUNK,
+    AuthError,
+    Backend,
+    Cancelled,
+    ConnectError,
+    Entry,
+    IntegrityError,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    RegistryTimeout,
+    RegistryUsageError,
+    Sink,
+    Source,
+    TLSError,
 )
 
 DEFAULT_TIMEOUT = 30.0

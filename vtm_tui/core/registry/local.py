@@ -7,8 +7,16 @@ import threading
 from pathlib import Path
 
 from vtm_tui.core.registry.base import (
-    CHUNK, Backend, Entry, NotFound, PermissionDenied, RegistryError, Sink, Source, check_cancel,
+    CHUNK,
+    Backend,
+    Entry,
     IntegrityError,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    Sink,
+    Source,
+    check_cancel,
 )
 
 

@@ -40,17 +40,36 @@ from typing import Mapping
 
 from vtm_tui.core.registry import layout
 from vtm_tui.core.registry.base import (
-    Backend, Cancelled, IntegrityError, ManifestError, NotFound, Progress, RegistryError,
-    RegistryUsageError, VersionConflict,
+    Backend,
+    Cancelled,
+    IntegrityError,
+    ManifestError,
+    NotFound,
+    Progress,
+    RegistryError,
+    RegistryUsageError,
+    VersionConflict,
 )
 from vtm_tui.core.registry.bundle import (
-    CHECKPOINT_NAMES, STANDARD_NAME, BundleLimits, BundleScanner, BundleWriter, gzip_level, scan_file,
+    CHECKPOINT_NAMES,
+    STANDARD_NAME,
+    BundleLimits,
+    BundleScanner,
+    BundleWriter,
+    gzip_level,
+    scan_file,
 )
-from vtm_tui.core.registry.pipe import Prefetch, Worker
 from vtm_tui.core.registry.layout import (
-    BUNDLE_NAME, LATEST_NAME, MANIFEST_NAME, MAX_LATEST_BYTES, MAX_MANIFEST_BYTES, STAGES, FileEntry,
+    BUNDLE_NAME,
+    LATEST_NAME,
+    MANIFEST_NAME,
+    MAX_LATEST_BYTES,
+    MAX_MANIFEST_BYTES,
+    STAGES,
+    FileEntry,
     Manifest,
 )
+from vtm_tui.core.registry.pipe import Prefetch, Worker
 
 log = logging.getLogger(__name__)
 MAX_CLAIM_ATTEMPTS = 1000

@@ -7,8 +7,8 @@ from typing import Mapping
 
 from vtm_tui.core.catalog.loader import Catalog, load_catalog
 from vtm_tui.core.runs.engines import get_engine, reconcile
-from vtm_tui.errors import UserError
 from vtm_tui.core.runs.store import RunRecord, RunStore
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 

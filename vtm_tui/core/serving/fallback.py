@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from vtm_tui.errors import UserError
 from vtm_tui.core.serving.predict_io import load_input, predict_local, summarize
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vtm_tui.core import procs
-from vtm_tui.errors import UserError
-from vtm_tui.core.tracking.server import port_open
 from vtm_tui.core.runs.store import RunStore
+from vtm_tui.core.tracking.server import port_open
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 HOST = "127.0.0.1"

@@ -64,7 +64,6 @@ def load_input(source: str | None, shape: tuple[int, int, int], *, random: bool 
 
 def _image(path: Path, width: int, height: int) -> np.ndarray:
     import numpy as np
-
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -128,7 +127,6 @@ def preview(mask: np.ndarray, size: tuple[int, int] = PREVIEW_SIZE) -> np.ndarra
 
 def write_mask(mask: np.ndarray, path: Path) -> Path:
     import numpy as np
-
     from PIL import Image
 
     palette = np.array([PALETTE[i % len(PALETTE)] for i in range(int(mask.max()) + 1)], dtype=np.uint8)

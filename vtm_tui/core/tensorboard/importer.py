@@ -294,8 +294,9 @@ def _find_run(client, experiment_id: str, key: str, value: str):
 
 
 def _first_wall_ms(path: Path) -> int | None:
-    from vtm_tui.core.tensorboard.tfrecord import HEADER_SIZE, first_record
     from tensorboard.compat.proto import event_pb2
+
+    from vtm_tui.core.tensorboard.tfrecord import HEADER_SIZE, first_record
 
     try:
         head = first_record(path)

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
+from vtm_tui.core.tracking.client import PAGE_SIZE, ExperimentInfo, RunInfo, Tracking
 from vtm_tui.errors import OperationFailed, UserError
-from vtm_tui.core.tracking.client import ExperimentInfo, PAGE_SIZE, RunInfo, Tracking
 
 MODES = ("max", "min")
 

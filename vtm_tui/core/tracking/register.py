@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from vtm_tui.errors import UserError
 from vtm_tui.core.tracking.client import Tracking, TrackingError, TrackingUnavailable
+from vtm_tui.errors import UserError
 
 ALIAS_PATTERN = re.compile(r"^[\w-]+$")
 AWAIT_SECONDS = 300

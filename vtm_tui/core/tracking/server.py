@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vtm_tui.core import procs
-from vtm_tui.errors import UserError
 from vtm_tui.core.tracking.client import redact_uri
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 HOST = "127.0.0.1"

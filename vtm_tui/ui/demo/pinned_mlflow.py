@@ -132,8 +132,8 @@ async def _until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
 
 async def show_mlflow_ops(pilot) -> None:
     """Open the MLflow Ops tab on the demo data, mark the two newest runs, pick the best run."""
-    from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
     from vtm_tui.ui.tabs.mlflow_ops.history_chart import HistoryPlot
+    from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
 
     app = pilot.app
     deadline = time.monotonic() + 10

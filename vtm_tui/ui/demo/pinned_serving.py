@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from functools import cache
 from pathlib import Path
 
-from vtm_tui.errors import UserError
 from vtm_tui.core.serving.native import ServerRecord
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 from vtm_tui.ui.demo.world import NOW, TRACKING_URI, make_demo
 from vtm_tui.ui.sources import Sources
@@ -140,8 +140,8 @@ async def _until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
 async def show_serving(pilot) -> None:
     """Open the Serving tab on the pinned sources and predict with the default target (the
     first model alias): the segmentation result, its preview and the fallback's lines."""
-    from vtm_tui.ui.tabs.serving.pane import ServingPane
     from vtm_tui.ui.tabs.serving.mask_preview import MaskPreview
+    from vtm_tui.ui.tabs.serving.pane import ServingPane
 
     await pilot.press("5")
     pane = pilot.app.query_one(ServingPane)

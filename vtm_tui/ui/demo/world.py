@@ -12,9 +12,9 @@ import math
 import shutil
 from pathlib import Path
 
-from vtm_tui.core.tracking.server import ServerStatus
 from vtm_tui.core.runs.progress import format_meta, format_progress
 from vtm_tui.core.runs.store import RunStore
+from vtm_tui.core.tracking.server import ServerStatus
 from vtm_tui.settings import PACKAGED_CATALOG, Settings
 from vtm_tui.ui.sources import Sources
 

@@ -7,8 +7,8 @@ from rich.text import Text
 from textual import work
 from textual.message import Message
 
-from vtm_tui.settings import Settings
 from vtm_tui.core.formatting import display_path, mask_url
+from vtm_tui.settings import Settings
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.sources import Sources
 from vtm_tui.ui.widgets.text_line import TextLine

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from vtm_tui.core import procs
-from vtm_tui.errors import UserError
 from vtm_tui.core.runs.store import RunRecord, RunStore
 from vtm_tui.core.runs.supervisor import ProgressTracker, mark_mlflow_run
+from vtm_tui.errors import UserError
 
 MARKER = "vtm_tui.core.runs.engines.slurm"
 POLL_INTERVAL = 1.0

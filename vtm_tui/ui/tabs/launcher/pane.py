@@ -20,10 +20,10 @@ from textual.message import Message
 from textual.widgets import Button, Label, OptionList, Select, Static, TabPane
 from textual.widgets.option_list import Option
 
-from vtm_tui.core.runs.store import RunRecord
-from vtm_tui.settings import Settings
 from vtm_tui.core.formatting import display_path
+from vtm_tui.core.runs.store import RunRecord
 from vtm_tui.errors import error_text
+from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CatalogLoaded, RunLaunched
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.sources import Gpu, Sources, gpu_options

@@ -80,7 +80,7 @@ def render_lines(series: Sequence[Series], width: int, height: int) -> list[Text
         fy = (y - y_lo) / (y_hi - y_lo)
         return round(fx * (px_w - 1)), round((1 - fy) * (px_h - 1))
 
-    for s, points in zip(series, clean):
+    for s, points in zip(series, clean, strict=True):
         pixels = [to_px(x, y) for x, y in points]
         dots = list(_line(*pixels[0], *pixels[0])) if len(pixels) == 1 else [
             dot for a, b in pairwise(pixels) for dot in _line(*a, *b)]

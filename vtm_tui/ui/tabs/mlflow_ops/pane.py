@@ -29,14 +29,14 @@ from textual.widgets import DataTable, Input, Label, OptionList, Static, TabPane
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from vtm_tui.settings import Settings
 from vtm_tui.errors import error_text
+from vtm_tui.settings import Settings
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.sources import Sources
 from vtm_tui.ui.tabs.mlflow_ops.best_card import BestRunCard, TaskDefaults
 from vtm_tui.ui.tabs.mlflow_ops.history_chart import MAX_SERIES, PALETTE, HistoryCharts, Series
-from vtm_tui.ui.tabs.mlflow_ops.runs_table import MlflowRunsTable, SortKey, metric_columns
 from vtm_tui.ui.tabs.mlflow_ops.import_card import TbImportCard
+from vtm_tui.ui.tabs.mlflow_ops.runs_table import MlflowRunsTable, SortKey, metric_columns
 from vtm_tui.ui.widgets.text_line import TextLine
 
 if TYPE_CHECKING:

@@ -25,16 +25,22 @@ from textual.message import Message
 from textual.widgets import Static, TabPane, Tree
 from textual.worker import get_current_worker
 
-from vtm_tui.settings import Settings
 from vtm_tui.core.formatting import display_path, mask_url
 from vtm_tui.errors import error_text
+from vtm_tui.settings import Settings
 from vtm_tui.ui.screens.confirm import ConfirmScreen
+from vtm_tui.ui.screens.registry_dialogs import (
+    BestRequest,
+    ConvertDialog,
+    PasswordDialog,
+    PublishBestDialog,
+    PublishDialog,
+    PublishRequest,
+    PullDialog,
+)
 from vtm_tui.ui.sources import Sources
 from vtm_tui.ui.tabs.registry import jobs
 from vtm_tui.ui.tabs.registry.detail import RegistryDetail
-from vtm_tui.ui.screens.registry_dialogs import (
-    BestRequest, ConvertDialog, PasswordDialog, PublishBestDialog, PublishDialog, PublishRequest, PullDialog,
-)
 from vtm_tui.ui.tabs.registry.transfer import TransferBar, TransferMeter, TransferProgress
 from vtm_tui.ui.tabs.registry.tree import Listing, NodeRef, RegistryTree, read_listing
 

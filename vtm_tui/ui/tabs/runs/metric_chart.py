@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
-from vtm_tui.core.runs.progress import numeric_metrics
 from vtm_tui.core.formatting import format_number
+from vtm_tui.core.runs.progress import numeric_metrics
 from vtm_tui.ui.widgets.text_line import TextLine
 
 

@@ -20,18 +20,18 @@ from textual.lazy import Lazy
 from textual.message import Message
 from textual.widgets import DataTable, Static, TabPane
 
+from vtm_tui.core.formatting import display_path, format_duration, format_epoch, format_number
 from vtm_tui.core.runs.progress import fraction_done
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.settings import Settings
-from vtm_tui.core.formatting import display_path, format_duration, format_epoch, format_number
 from vtm_tui.errors import error_text
+from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CloneRequested, RunLaunched
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.screens.log_view import LogScreen
 from vtm_tui.ui.sources import RUNS_LIMIT, Sources
-from vtm_tui.ui.widgets.log_tail import LogTail
 from vtm_tui.ui.tabs.runs.run_detail import RunDetail, run_duration, status_text
+from vtm_tui.ui.widgets.log_tail import LogTail
 
 if TYPE_CHECKING:
     from vtm_tui.core.catalog.loader import Catalog

@@ -6,9 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar
 
+from vtm_tui.core.formatting import format_duration, format_epoch
 from vtm_tui.core.runs.progress import fraction_done
 from vtm_tui.core.runs.store import RunRecord
-from vtm_tui.core.formatting import format_duration, format_epoch
 from vtm_tui.ui.tabs.runs.metric_chart import MetricCharts, series_by_key
 from vtm_tui.ui.widgets.text_line import TextLine
 

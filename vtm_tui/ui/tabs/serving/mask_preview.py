@@ -27,7 +27,7 @@ def preview_text(grid: list[list[int]], height: int) -> Text:
                 text.append("█", Style(color=class_colour(value)))
             text.append("\n")
     else:
-        for top, bottom in zip(grid[0::2], grid[1::2] + [None] * (len(grid) % 2)):
+        for top, bottom in zip(grid[0::2], grid[1::2] + [None] * (len(grid) % 2), strict=True):
             for column, value in enumerate(top):
                 below = bottom[column] if bottom is not None else None
                 style = Style(color=class_colour(value),

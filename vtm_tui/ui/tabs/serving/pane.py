@@ -22,14 +22,14 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, DataTable, Input, Label, Select, Switch, TabPane
 
-from vtm_tui.settings import Settings
 from vtm_tui.core.formatting import display_path, format_duration
 from vtm_tui.errors import error_text
+from vtm_tui.settings import Settings
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.sources import Sources
-from vtm_tui.ui.tabs.serving.result import PredictResult
 from vtm_tui.ui.tabs.serving.actions import RANDOM, Catalogue, ServingSources, input_path
+from vtm_tui.ui.tabs.serving.result import PredictResult
 from vtm_tui.ui.widgets.text_line import TextLine
 
 if TYPE_CHECKING:
