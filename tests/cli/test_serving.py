@@ -7,7 +7,7 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import REPO, free_port, make_vtm_env, train_registered_model
+from fixtures.vtm import REPO, free_port, make_vtm_env, train_registered_model
 
 from vtm_tui.core import procs
 from vtm_tui.core.serving import native as serving

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VTM_BIN, base_env, free_port
+from fixtures.vtm import REPO, VTM_BIN, base_env, free_port
 
 from vtm_tui.core.tensorboard.events import EventDecoder, mlflow_key, tensor_scalar
 from vtm_tui.core.tensorboard.importer import FILE_TAG, SLOT_TAG, find_event_dirs, format_report, import_tensorboard

@@ -3,23 +3,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 
 import pytest
-from conftest import DATA, REPO, make_vtm_env
-from slurm_cluster import SLURM_BINARIES, SlurmCluster
+from fixtures.vtm import DATA, REPO, make_vtm_env
 
 from vtm_tui.core import procs
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    missing = [name for name in SLURM_BINARIES if shutil.which(name) is None]
-    assert not missing, f"Slurm is not installed ({', '.join(missing)}); .ci/run installs it from apt"
-    cluster = SlurmCluster().start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

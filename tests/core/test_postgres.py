@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import VTM_BIN, base_env, free_port
+from fixtures.vtm import VTM_BIN, base_env, free_port
 
 from vtm_tui.settings import PACKAGED_CATALOG
 

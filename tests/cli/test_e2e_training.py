@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from conftest import VtmEnv, base_env
+from fixtures.vtm import VtmEnv, base_env
 
 from vtm_tui.core.runs.progress import PROGRESS_PREFIX
 from vtm_tui.settings import Settings

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import VTM_BIN, base_env, free_port
+from fixtures.vtm import VTM_BIN, base_env, free_port
 
 from vtm_tui.core.tracking.best import (
     NoEligibleRun,
@@ -37,7 +37,7 @@ from vtm_tui.core.tracking.register import find_logged_model, register_run, vali
 from vtm_tui.errors import UserError
 from vtm_tui.settings import PACKAGED_CATALOG, Settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NAN = float("nan")
 
 

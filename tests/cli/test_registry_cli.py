@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import base_env
-from registry_fixtures import *  # noqa: F401,F403
-from registry_fixtures import PASSWORD, SilentServer, write_checkpoint
+from fixtures.ftp import PASSWORD, SilentServer, write_checkpoint
+from fixtures.vtm import base_env
 
 from vtm_tui.settings import Settings
 

@@ -4,7 +4,7 @@ the demo's folder. Regenerate after an intended change with `--snapshot-update`.
 from __future__ import annotations
 
 import pytest
-from tui_helpers import wait_for
+from fixtures.tui import wait_for
 
 from vtm_tui.ui.app import VtmApp
 from vtm_tui.ui.demo.world import make_demo

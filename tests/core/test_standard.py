@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 import torch
-from registry_fixtures import write_checkpoint
+from fixtures.ftp import write_checkpoint
 
 from vtm_tui.core.standard.architectures import TinySegNet
 from vtm_tui.core.standard.loader import (

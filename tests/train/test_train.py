@@ -13,7 +13,7 @@ import pytest
 
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, parse_line
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "vtm-train-tests"
 SCRIPT_TIMEOUT = 300
 

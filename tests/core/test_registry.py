@@ -8,8 +8,7 @@ import json
 import threading
 
 import pytest
-from registry_fixtures import *  # noqa: F401,F403
-from registry_fixtures import snapshot, write_checkpoint
+from fixtures.ftp import snapshot, write_checkpoint
 
 from vtm_tui.core.registry import (
     Cancelled,

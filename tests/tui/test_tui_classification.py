@@ -3,10 +3,10 @@ training script and a real MLflow tracking server (the session's embedded one)."
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, make_vtm_env
+from fixtures.tui import wait_for, wait_for_text
+from fixtures.vtm import REPO, make_vtm_env
 from test_tui_flows import fill, open_app, runs_row
 from textual.widgets import ProgressBar, Sparkline
-from tui_helpers import wait_for, wait_for_text
 
 from vtm_tui.core.runs.lifecycle import cancel
 from vtm_tui.ui.app import VtmApp

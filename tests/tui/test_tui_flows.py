@@ -9,9 +9,9 @@ import sys
 import textwrap
 
 import pytest
-from conftest import DATA, make_vtm_env
+from fixtures.tui import wait_for, wait_for_text
+from fixtures.vtm import DATA, make_vtm_env
 from textual.widgets import DataTable, Input, OptionList
-from tui_helpers import wait_for, wait_for_text
 
 from vtm_tui.core.runs.lifecycle import cancel
 from vtm_tui.ui.app import VtmApp

@@ -10,11 +10,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import make_vtm_env
-from registry_fixtures import *  # noqa: F403  (the aioftp_server fixture)
-from registry_fixtures import PASSWORD, FtpServerProc, make_target, write_checkpoint
+from fixtures.ftp import PASSWORD, FtpServerProc, make_target, write_checkpoint
+from fixtures.tui import screen_text, wait_for
+from fixtures.vtm import make_vtm_env
 from textual.widgets import Input, ProgressBar, Switch
-from tui_helpers import screen_text, wait_for
 
 from vtm_tui.core.registry import Registry, open_backend
 from vtm_tui.settings import PACKAGED_CATALOG

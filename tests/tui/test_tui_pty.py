@@ -6,7 +6,7 @@ import time
 
 import pexpect
 import pytest
-from conftest import VTM_BIN
+from fixtures.vtm import VTM_BIN
 
 TITLES = ("Launcher", "Runs", "MLflow Ops", "Registry", "Serving")
 LEAVE_ALT_SCREEN = "\x1b[?1049l"

@@ -18,7 +18,7 @@ from vtm_tui.core.catalog.loader import (
     load_catalog,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # The two YAML blocks of the original guide (sections 5 and 7), verbatim.
 GUIDE_REGISTRY_MODELS = """\

@@ -7,9 +7,9 @@ import re
 import uuid
 
 import pytest
-from conftest import REPO, free_port, make_vtm_env
+from fixtures.tui import screen_text, type_into, wait_for
+from fixtures.vtm import REPO, free_port, make_vtm_env
 from textual.widgets import Input, Static
-from tui_helpers import screen_text, type_into, wait_for
 
 from vtm_tui.core.tracking.client import RunInfo, Tracking
 from vtm_tui.ui.app import VtmApp

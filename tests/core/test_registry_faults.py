@@ -10,8 +10,7 @@ import time
 import traceback
 
 import pytest
-from registry_fixtures import *  # noqa: F401,F403
-from registry_fixtures import (
+from fixtures.ftp import (
     PASSWORD,
     USER,
     FtpServerProc,
@@ -260,7 +259,7 @@ def test_ftps_verifies_the_certificate(tmp_path):
     """Explicit FTPS (AUTH TLS) against pyftpdlib: trusted with VTM_FTP_CA_FILE, refused without,
     and refused before the password is sent."""
     pytest.importorskip("OpenSSL")  # pyftpdlib's TLS handler needs pyOpenSSL
-    from registry_fixtures import make_tls_files
+    from fixtures.ftp import make_tls_files
 
     ca, cert, key = make_tls_files(tmp_path)
     (tmp_path / "other").mkdir()

@@ -7,7 +7,7 @@ import io
 import tarfile
 
 import pytest
-from registry_fixtures import crafted_tar_gz, write_checkpoint
+from fixtures.ftp import crafted_tar_gz, write_checkpoint
 
 from vtm_tui.core.registry import IntegrityError, InvalidName, UnsafeBundle, layout
 from vtm_tui.core.registry.bundle import BundleLimits, BundleScanner, BundleWriter, gzip_level, scan_file

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import free_port, make_vtm_env, train_registered_model
+from fixtures.tui import screen_text, type_into, wait_for
+from fixtures.vtm import free_port, make_vtm_env, train_registered_model
 from textual.widgets import Input, ProgressBar, Select, Switch
-from tui_helpers import screen_text, type_into, wait_for
 
 from vtm_tui.core import procs
 from vtm_tui.core.registry import Cancelled
