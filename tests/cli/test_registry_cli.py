@@ -127,21 +127,6 @@ def test_cli_wrong_password_is_not_printed(ftp_target, tmp_path):
     assert wrong not in r.stdout + r.stderr and "Traceback" not in r.stderr
 
 
-def test_help_does_not_import_heavy_modules(tmp_path):
-    code = SHIM.replace("sys.exit(cli.main())\n", "") + (
-        "parser = cli.build_parser()\n"
-        "for action in ('registry', 'ftp'):\n"
-        "    try:\n"
-        "        parser.parse_args([action, '--help'])\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "heavy = [m for m in ('torch', 'mlflow', 'aioftp', 'textual') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert "HEAVY []" in r.stdout, r.stdout + r.stderr
-    assert "publish-best" in r.stdout and "serve" in r.stdout
-
-
 def test_ftp_serve_serves_the_registry(tmp_path):
     env = cli_env(tmp_path, VTM_FTP_PASSWORD=PASSWORD, VTM_FTP_RO_PASSWORD="ro-pw")
     proc = subprocess.Popen([sys.executable, "-c", SHIM, "ftp", "serve", "--port", "0", "--read-only-user", "guest"],

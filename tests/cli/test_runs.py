@@ -5,8 +5,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -206,20 +204,3 @@ def test_script_input_errors_exit_2(offline_env, text, fragment):
     assert result.returncode == 2, result
     assert fragment in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-
-
-def test_help_imports_no_heavy_modules():
-    code = ("import sys\nfrom vtm_tui import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = {'mlflow', 'torch', 'tensorboard', 'textual'}\n"
-            "print('HEAVY=' + ','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY=\n" in out and "usage: vtm" in out
-
-
-def test_core_never_imports_textual():
-    code = ("import sys, pkgutil, importlib, vtm_tui.core as core\n"
-            "for m in pkgutil.walk_packages(core.__path__, 'vtm_tui.core.'):\n"
-            "    importlib.import_module(m.name)\n"
-            "print('textual' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"

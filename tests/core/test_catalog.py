@@ -1,8 +1,6 @@
 """catalog.yaml: loading, error reporting (file:line:key), form fields, values -> argv."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -442,8 +440,3 @@ def test_default_catalog_argv_and_env_override():
     assert argv[argv.index("--epochs") + 1] == "2"
     overridden = task.build_argv({}, python="py", environ={"CLASSIFICATION_SCRIPT_PATH": "/x/train.py"})
     assert overridden == ["py", "-u", "/x/train.py"]
-
-
-def test_catalog_module_does_not_import_textual():
-    code = "import sys, vtm_tui.core.catalog.loader; assert 'textual' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -141,13 +141,3 @@ def test_unreadable_files(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="no state dict"):
         load_model(tmp_path / "list.pt", architecture="SmallCNN", num_classes=3)
-
-
-def test_core_does_not_import_torch_or_textual_at_import_time():
-    import subprocess
-    import sys
-
-    code = ("import sys; import vtm_tui.core.standard.loader, vtm_tui.core.registry, vtm_tui.core.registry.ftp_server; "
-            "print([m for m in ('torch', 'mlflow', 'textual', 'aioftp') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
-    assert out.strip() == "[]"

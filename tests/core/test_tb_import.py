@@ -508,7 +508,7 @@ def test_api_raises_user_errors(tmp_path):
 # ---------------------------------------------------------------- script step, CLI niceties
 
 def test_script_step(tmp_path, embedded_server, client, experiment):
-    from vtm_tui.script.runner import ScriptContext, StepFailed
+    from vtm_tui.script.context import ScriptContext, StepFailed
 
     big_log(tmp_path / "logs" / "events.out.tfevents.1.h.1.0", tags=2, steps=10)
     lines = []
@@ -540,19 +540,6 @@ def test_script_step(tmp_path, embedded_server, client, experiment):
         step_import_tb(ctx, {"tensorboard_dir": str(damaged), "tracking_uri": embedded_server.uri,
                              "experiment_name": experiment + "-damaged"})
     assert failed.value.exit_code == 1 and "truncated" in str(failed.value)
-
-
-def test_entry_points_stay_light():
-    code = ("import sys, vtm_tui.tb_import, vtm_tui.commands.tensorboard; "
-            "heavy = [m for m in ('mlflow', 'torch', 'tensorboard', 'textual') if m in sys.modules]; "
-            "print(heavy); sys.exit(1 if heavy else 0)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run([sys.executable, "-c", "import sys, vtm_tui.core.tensorboard.importer, "
-                             "vtm_tui.core.tensorboard.tfrecord, vtm_tui.core.tensorboard.events; "
-                             "sys.exit('textual' in sys.modules or 'mlflow' in sys.modules)"],
-                            capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0, result.stderr
 
 
 def test_help_lists_the_original_flags():

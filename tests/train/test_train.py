@@ -135,22 +135,6 @@ def _check_run(store, meta, progress, *, epochs, metric_names, out_dir, params, 
     return run
 
 
-def test_import_is_light():
-    code = textwrap.dedent(
-        """
-        import sys
-        import vtm_tui.train
-        from vtm_tui.train import TrainingLogger
-        heavy = sorted(m for m in ("mlflow", "torch", "tensorboard") if m in sys.modules)
-        print(",".join(heavy))
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == ""
-
-
 def test_tb_tag():
     from vtm_tui.train.logger import tb_tag
 

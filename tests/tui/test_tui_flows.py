@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from fixtures.tui import wait_for, wait_for_text
@@ -284,35 +281,3 @@ async def test_small_and_large_terminals(env):
             await open_app(pilot)
             await wait_for_text(pilot, "Launcher", "Runs", "MLflow Ops", "Registry", "Serving",
                                 "Launch", "epochs")
-
-
-def test_first_frame_imports_no_heavy_modules(offline_env):
-    script = textwrap.dedent("""
-        import asyncio, sys
-        from vtm_tui.settings import Settings
-        from vtm_tui.ui.app import VtmApp
-
-        HEAVY = ("mlflow", "torch", "tensorboard")
-
-        def heavy():
-            return sorted({name.split(".")[0] for name in sys.modules} & set(HEAVY))
-
-        async def main():
-            app = VtmApp(Settings.load())
-            async with app.run_test(size=(100, 30)) as pilot:
-                await pilot.pause()
-                print("first frame:", heavy())
-                for _ in range(50):  # and once the catalog and the runs are in
-                    if app.query_one("#task-list").option_count:
-                        break
-                    await pilot.pause(0.1)
-                await pilot.pause(1.0)
-                print("settled:", heavy(), app.query_one("#task-list").option_count > 0)
-
-        asyncio.run(main())
-    """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=offline_env.cwd, env=offline_env.env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "first frame: []" in result.stdout
-    assert "settled: [] True" in result.stdout

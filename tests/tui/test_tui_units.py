@@ -1,7 +1,7 @@
 """Unit tests of the UI's pure helpers: log following, formatting, GPU discovery."""
 from __future__ import annotations
 
-from vtm_tui.core.formatting import display_path, format_duration, format_epoch, mask_url
+from vtm_tui.core.formatting import display_path, format_duration, format_epoch, redact_url
 from vtm_tui.ui.sources import Gpu, gpu_options, parse_gpu_csv
 from vtm_tui.ui.tailer import LogFollower
 
@@ -43,8 +43,8 @@ def test_follower_starts_over_when_the_file_is_truncated(tmp_path):
 def test_formatting(tmp_path):
     assert display_path(tmp_path / "catalog.yaml", tmp_path) == "catalog.yaml"
     assert display_path("/elsewhere/x.yaml", tmp_path) == "/elsewhere/x.yaml"
-    assert mask_url("ftp://user:secret@host:21/models") == "ftp://user:***@host:21/models"
-    assert mask_url("/srv/registry") == "/srv/registry"
+    assert redact_url("ftp://user:secret@host:21/models") == "ftp://user:***@host:21/models"
+    assert redact_url("/srv/registry") == "/srv/registry"
     assert [format_duration(s) for s in (None, 5, 65, 3725)] == ["-", "0:05", "1:05", "1:02:05"]
     assert format_epoch({"epoch": 3, "total_epochs": 10}) == "3/10"
     assert format_epoch({}) == "-"

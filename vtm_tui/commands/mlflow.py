@@ -10,9 +10,9 @@ from vtm_tui.settings import Settings
 
 
 def _redact(uri: str | None) -> str | None:
-    from vtm_tui.core.tracking.client import redact_uri
+    from vtm_tui.core.formatting import redact_url
 
-    return redact_uri(uri) if uri else uri
+    return redact_url(uri) if uri else uri
 
 
 def _server(args, settings: Settings) -> int:
@@ -163,7 +163,7 @@ def _register(args, tracking, settings: Settings) -> int:
 def cmd_mlflow(args, settings: Settings) -> int:
     if args.mlflow_action in ("up", "down", "status"):
         return _server(args, settings)
-    from vtm_tui.core.tracking.client import open_tracking
+    from vtm_tui.core.tracking.uri import open_tracking
 
     tracking = open_tracking(settings, args.tracking_uri)
     action = args.mlflow_action

@@ -3,6 +3,7 @@ bundle with the local loader as fallback."""
 from __future__ import annotations
 
 from vtm_tui.commands import EXIT_OK, print_json
+from vtm_tui.core.serving.predict_io import parse_shape, result_lines
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
@@ -32,30 +33,6 @@ def cmd_serve(args, settings: Settings) -> int:
     return EXIT_OK
 
 
-def parse_shape(text: str | None) -> tuple[int, int, int] | None:
-    if text is None:
-        return None
-    parts = text.replace("x", ",").split(",")
-    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
-        raise UserError(f"--shape expects C,H,W such as 3,32,32, got {text!r}")
-    return tuple(int(part) for part in parts)
-
-
-def print_result(result: dict) -> None:
-    """A prediction as a small table, with where it came from."""
-    print(f"served by: {result['served_by']}" + (f" ({result['source']})" if result.get("source") else ""))
-    for note in result.get("skipped", []):
-        print(f"  skipped {note}")
-    if result["task_type"] == "classification":
-        for row in result["top"]:
-            print(f"  {row['class']:<20} {row['probability']:.4f}")
-    else:
-        for row in result["shares"]:
-            print(f"  {row['class']:<20} {row['share']:.1%} of pixels")
-        if result.get("mask_path"):
-            print(f"  mask: {result['mask_path']}")
-
-
 def cmd_predict(args, settings: Settings) -> int:
     from vtm_tui.core.serving import fallback
 
@@ -72,7 +49,7 @@ def cmd_predict(args, settings: Settings) -> int:
     if args.json:
         print_json(result)
     else:
-        print_result(result)
+        print("\n".join(result_lines(result)))
     return EXIT_OK
 
 

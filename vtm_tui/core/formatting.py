@@ -23,15 +23,22 @@ def display_path(path: str | os.PathLike, base: str | os.PathLike) -> str:
         return str(path)
 
 
-def mask_url(url: str) -> str:
-    """Hide the password of `ftp://user:secret@host/...`; the header is often screen-shared."""
-    parts = urlsplit(url)
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced by ***, for messages, logs and the screen
+    (which is often shared). `postgresql://u:pw@db:5432/x` -> `postgresql://u:***@db:5432/x`;
+    text that is not a URL comes back unchanged."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
     if parts.password is None:
         return url
     host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def format_duration(seconds: float | None) -> str:

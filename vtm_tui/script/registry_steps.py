@@ -27,13 +27,13 @@ PULL_KEYS = {"model", "stage", "version", "dest", "registry"}
 
 
 def _spec(spec, main_key: str, allowed: set[str]) -> dict:
-    from vtm_tui.script.runner import step_spec
+    from vtm_tui.script.context import step_spec
 
     return step_spec(spec, main_key, allowed, ALIASES)
 
 
 def _flag(spec: dict, key: str, default: bool = False) -> bool:
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.script.context import StepFailed
 
     value = spec.get(key, default)
     if value is None:
@@ -57,7 +57,7 @@ def _run(ctx, action):
 
 def step_registry_publish(ctx, spec) -> None:
     """Publish a local checkpoint (`file:`), or the best MLflow run's (no `file:`)."""
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.script.context import StepFailed
 
     spec = _spec(spec, "file", PUBLISH_KEYS)
     stage = str(spec.get("stage") or "dev")
@@ -95,7 +95,7 @@ def step_registry_publish(ctx, spec) -> None:
 
 
 def step_registry_promote(ctx, spec) -> None:
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.script.context import StepFailed
 
     spec = _spec(spec, "model", PROMOTE_KEYS)
     if not spec.get("model"):
@@ -107,7 +107,7 @@ def step_registry_promote(ctx, spec) -> None:
 
 
 def step_registry_pull(ctx, spec) -> None:
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.script.context import StepFailed
 
     spec = _spec(spec, "model", PULL_KEYS)
     if not spec.get("model"):

@@ -14,7 +14,7 @@ PREDICT_KEYS = {"url", "model", "stage", "version", "native", "input", "random",
 
 
 def _server_ref(ctx, ref) -> str:
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.script.context import StepFailed
 
     servers = ctx.servers
     if ref in servers:
@@ -26,7 +26,7 @@ def _server_ref(ctx, ref) -> str:
 
 def step_serve(ctx, spec) -> None:
     from vtm_tui.core.serving import native
-    from vtm_tui.script.runner import step_spec
+    from vtm_tui.script.context import step_spec
 
     spec = step_spec(spec, "model_uri", SERVE_KEYS, {"modelUri": "model_uri"})
     record = native.start_native(ctx.settings, str(spec.get("model_uri")), port=spec.get("port"))
@@ -35,9 +35,9 @@ def step_serve(ctx, spec) -> None:
 
 
 def step_predict(ctx, spec) -> None:
-    from vtm_tui.commands.serve import parse_shape, print_result
     from vtm_tui.core.serving import fallback, native
-    from vtm_tui.script.runner import StepFailed, step_spec
+    from vtm_tui.core.serving.predict_io import parse_shape, result_lines
+    from vtm_tui.script.context import StepFailed, step_spec
 
     spec = step_spec(spec, "model", PREDICT_KEYS, {"modelName": "model", "topK": "top_k"})
     common = dict(random=bool(spec.get("random")), top_k=int(spec.get("top_k") or 3),
@@ -54,7 +54,7 @@ def step_predict(ctx, spec) -> None:
                                         source=spec.get("input"), registry=spec.get("registry"), **common)
     else:
         raise StepFailed("predict needs `url` (a model server or serve label) or `model`", 2)
-    print_result(result)
+    ctx.log("\n".join(result_lines(result)))
     expected = spec.get("expect_served_by")
     if expected and result["served_by"] != expected:
         raise StepFailed(f"served by {result['served_by']}, expected {expected}", 1)
@@ -62,7 +62,7 @@ def step_predict(ctx, spec) -> None:
 
 def step_stop(ctx, spec) -> None:
     from vtm_tui.core.serving import native
-    from vtm_tui.script.runner import step_spec
+    from vtm_tui.script.context import step_spec
 
     spec = step_spec(spec, "server", {"server"})
     record = native.stop_server(ctx.settings, _server_ref(ctx, spec.get("server")))

@@ -23,7 +23,7 @@ MLFLOW_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _spec(spec, main_key: str, allowed: set[str]) -> dict:
-    from vtm_tui.script.runner import step_spec
+    from vtm_tui.script.context import step_spec
 
     spec = step_spec(spec, main_key, allowed, ALIASES)
     return {k: (None if v is None else v if isinstance(v, bool) else str(v)) for k, v in spec.items()}
@@ -35,7 +35,7 @@ def _labels(ctx) -> dict[str, str]:
 
 
 def _mlflow_run_ref(ctx, ref) -> str:
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.script.context import StepFailed
 
     labels = _labels(ctx)
     if ref in (None, "best", "$best"):
@@ -58,8 +58,8 @@ def _mlflow_run_ref(ctx, ref) -> str:
 def step_best(ctx, spec) -> None:
     """Find the best run; with `register: true` (or an `alias`) register its model too."""
     from vtm_tui.core.tracking.best import NoEligibleRun, best_run, resolve_query
-    from vtm_tui.core.tracking.client import open_tracking
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.core.tracking.uri import open_tracking
+    from vtm_tui.script.context import StepFailed
 
     spec = _spec(spec, "task", BEST_KEYS)
     query = resolve_query(ctx.settings, task=spec.get("task"), experiment=spec.get("experiment"),
@@ -87,9 +87,9 @@ def step_best(ctx, spec) -> None:
 
 def step_register(ctx, spec) -> None:
     """Register a run's model: `run` is a `best` label, a launch label / vtm run id, or an MLflow run id."""
-    from vtm_tui.core.tracking.client import open_tracking
     from vtm_tui.core.tracking.register import register_run
-    from vtm_tui.script.runner import StepFailed
+    from vtm_tui.core.tracking.uri import open_tracking
+    from vtm_tui.script.context import StepFailed
 
     spec = _spec(spec, "run", REGISTER_KEYS)
     model, artifact_path = spec.get("model"), spec.get("artifact_path")

@@ -54,7 +54,7 @@ def publish_best(registry: Registry, settings, *, task: str | None = None, stage
     """Pick the best run (NoEligibleRun when none qualifies), fetch its checkpoint, publish it
     with the run id and metric in the manifest."""
     from vtm_tui.core.tracking.best import best_run, resolve_query
-    from vtm_tui.core.tracking.client import open_tracking
+    from vtm_tui.core.tracking.uri import open_tracking
 
     query = resolve_query(settings, task=task, experiment=experiment, metric=metric, mode=mode,
                           filter=filter, model_name=model,

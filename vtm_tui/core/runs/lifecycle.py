@@ -57,9 +57,9 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
-    from vtm_tui.core.tracking.server import tracking_uri_for_runs
+    from vtm_tui.core.tracking.uri import resolve_tracking_uri
 
-    env = {**task.runner.env, "MLFLOW_TRACKING_URI": tracking_uri_for_runs(settings),
+    env = {**task.runner.env, "MLFLOW_TRACKING_URI": resolve_tracking_uri(settings),
            "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type}
     if "VTM_CANCEL_GRACE" in settings.env:  # may come from .env, which the supervisor never reads
         env["VTM_CANCEL_GRACE"] = settings.env["VTM_CANCEL_GRACE"]

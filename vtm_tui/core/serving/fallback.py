@@ -19,23 +19,6 @@ def _task_from_outputs(outputs) -> str:
     return "classification" if np.asarray(outputs).ndim == 2 else "segmentation"
 
 
-def served_input_shape(model_uri: str, tracking_uri: str | None) -> tuple[int, int, int] | None:
-    """(C, H, W) from the logged model's signature, when it has one."""
-    from vtm_tui.core.tracking.client import interactive_http_limits
-
-    try:
-        import mlflow
-
-        with interactive_http_limits():
-            if tracking_uri:
-                mlflow.set_tracking_uri(tracking_uri)
-            signature = mlflow.models.get_model_info(model_uri).signature
-        shape = signature.inputs.inputs[0].shape
-    except Exception:
-        return None
-    return tuple(int(dim) for dim in shape[1:]) if len(shape) == 4 else None
-
-
 def predict_via_url(settings: Settings, url: str, source: str | None = None, *, random: bool = False,
                     shape: tuple[int, int, int] | None = None, task_type: str | None = None,
                     top_k: int = 3, mask_path: str | None = None, class_names: list[str] | None = None,
@@ -47,7 +30,7 @@ def predict_via_url(settings: Settings, url: str, source: str | None = None, *, 
         if record.url == url.rstrip("/") and record.input_shape:
             shape = tuple(int(dim) for dim in record.input_shape.split(","))
     if shape is None and model_uri:
-        shape = served_input_shape(model_uri, tracking_uri)
+        shape = native.served_input_shape(model_uri, tracking_uri)
     if shape is None:
         raise UserError("cannot tell the model's input shape: give --shape C,H,W (e.g. 3,32,32)")
     inputs = load_input(source, shape, random=random)

@@ -116,7 +116,7 @@ def check_model_exists(model_uri: str, tracking_uri: str) -> None:
 def start_native(settings: Settings, model_uri: str, port: int | None = None,
                  timeout: float = START_TIMEOUT) -> ServerRecord:
     """Start `mlflow models serve` for model_uri, detached; wait for /ping; return its record."""
-    from vtm_tui.core.tracking.client import resolve_tracking_uri
+    from vtm_tui.core.tracking.uri import resolve_tracking_uri
 
     port = port or DEFAULT_PORT
     if port_open(port):
@@ -136,8 +136,6 @@ def start_native(settings: Settings, model_uri: str, port: int | None = None,
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = procs.child_environ({"MLFLOW_TRACKING_URI": tracking_uri, "PATH": path})
     pid = procs.spawn_detached(argv, log_path=log_path, env=env, cwd=settings.home)
-    from vtm_tui.core.serving.fallback import served_input_shape
-
     shape = served_input_shape(model_uri, tracking_uri)
     _update(store, server_id, pid=pid, log_path=str(log_path),
             input_shape=",".join(map(str, shape)) if shape else None)
@@ -210,3 +208,20 @@ def predict_url(url: str, inputs, timeout: float = REQUEST_TIMEOUT):
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(f"cannot reach model server {url}: {getattr(exc, 'reason', exc)}") from None
     return payload.get("predictions", payload) if isinstance(payload, dict) else payload
+
+
+def served_input_shape(model_uri: str, tracking_uri: str | None) -> tuple[int, int, int] | None:
+    """(C, H, W) from the logged model's signature, when it has one."""
+    from vtm_tui.core.tracking.client import interactive_http_limits
+
+    try:
+        import mlflow
+
+        with interactive_http_limits():
+            if tracking_uri:
+                mlflow.set_tracking_uri(tracking_uri)
+            signature = mlflow.models.get_model_info(model_uri).signature
+        shape = signature.inputs.inputs[0].shape
+    except Exception:
+        return None
+    return tuple(int(dim) for dim in shape[1:]) if len(shape) == 4 else None

@@ -143,3 +143,26 @@ def predict_local(model, inputs: np.ndarray) -> np.ndarray:
     device = next(model.parameters()).device
     with torch.no_grad():
         return model(torch.from_numpy(inputs).to(device)).cpu().numpy()
+
+
+def parse_shape(text: str | None) -> tuple[int, int, int] | None:
+    """`--shape C,H,W` (or CxHxW) -> (C, H, W); None for None; UserError otherwise."""
+    if text is None:
+        return None
+    parts = text.replace("x", ",").split(",")
+    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise UserError(f"--shape expects C,H,W such as 3,32,32, got {text!r}")
+    return tuple(int(part) for part in parts)
+
+
+def result_lines(result: dict) -> list[str]:
+    """A prediction as a small table, with where it came from (what `vtm predict` prints)."""
+    lines = [f"served by: {result['served_by']}" + (f" ({result['source']})" if result.get("source") else "")]
+    lines += [f"  skipped {note}" for note in result.get("skipped", [])]
+    if result["task_type"] == "classification":
+        lines += [f"  {row['class']:<20} {row['probability']:.4f}" for row in result["top"]]
+    else:
+        lines += [f"  {row['class']:<20} {row['share']:.1%} of pixels" for row in result["shares"]]
+        if result.get("mask_path"):
+            lines.append(f"  mask: {result['mask_path']}")
+    return lines

@@ -116,7 +116,7 @@ def resolve_spec(meta: dict, *, task_type: str | None = None, architecture: str 
     """Architecture, task, classes and image size: from the file, else from the arguments.
 
     An argument that contradicts the file is an error rather than a silent override."""
-    from vtm_tui.core.standard.architectures import ARCHITECTURES
+    from vtm_tui.core.standard.architectures import TASK_TYPES
 
     def pick(key, given):
         found = meta.get(key)
@@ -131,11 +131,11 @@ def resolve_spec(meta: dict, *, task_type: str | None = None, architecture: str 
     if architecture is None:
         raise CheckpointError(f"{where}: the architecture is unknown: give the task type "
                               f"({', '.join(DEFAULT_ARCHITECTURE)}) or the architecture "
-                              f"({', '.join(sorted(ARCHITECTURES))})")
-    if architecture not in ARCHITECTURES:
+                              f"({', '.join(sorted(TASK_TYPES))})")
+    if architecture not in TASK_TYPES:
         raise CheckpointError(f"{where}: unknown architecture {architecture!r} "
-                              f"(known: {', '.join(sorted(ARCHITECTURES))})")
-    task_type = task_type or getattr(ARCHITECTURES[architecture], "task_type", None)
+                              f"(known: {', '.join(sorted(TASK_TYPES))})")
+    task_type = task_type or TASK_TYPES[architecture]
     num_classes = pick("num_classes", num_classes)
     if num_classes is None:
         raise CheckpointError(f"{where}: the number of classes is unknown: give num_classes")

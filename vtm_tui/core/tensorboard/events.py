@@ -8,37 +8,43 @@ another plugin - which also lets an import resume from the middle of a file.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import posixpath
 import re
 import struct
 
-from tensorboard.compat.proto import event_pb2, types_pb2
-
 MAX_KEY_LENGTH = 250          # MLflow's limit on metric and param keys
 MAX_PARAM_VALUE_LENGTH = 6000
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
-_from_event = event_pb2.Event.FromString
 _unpack_double = struct.Struct("<d").unpack_from
 _unpack_float = struct.Struct("<f").unpack_from
 
-# dtype -> (struct format of one element in tensor_content, element size, repeated field)
-_NUMERIC = {
-    types_pb2.DT_FLOAT: ("<f", 4, "float_val"),
-    types_pb2.DT_DOUBLE: ("<d", 8, "double_val"),
-    types_pb2.DT_HALF: ("<e", 2, "half_val"),
-    types_pb2.DT_BFLOAT16: (None, 2, "half_val"),
-    types_pb2.DT_INT8: ("<b", 1, "int_val"),
-    types_pb2.DT_UINT8: ("<B", 1, "int_val"),
-    types_pb2.DT_INT16: ("<h", 2, "int_val"),
-    types_pb2.DT_UINT16: ("<H", 2, "int_val"),
-    types_pb2.DT_INT32: ("<i", 4, "int_val"),
-    types_pb2.DT_UINT32: ("<I", 4, "uint32_val"),
-    types_pb2.DT_INT64: ("<q", 8, "int64_val"),
-    types_pb2.DT_UINT64: ("<Q", 8, "uint64_val"),
-}
+
+@functools.cache
+def _protos():
+    """TensorBoard's protobuf modules, imported on first decode (not when vtm starts):
+    (Event.FromString, types_pb2, {dtype: (struct format of one element in tensor_content,
+    element size, repeated field)})."""
+    from tensorboard.compat.proto import event_pb2, types_pb2
+
+    numeric = {
+        types_pb2.DT_FLOAT: ("<f", 4, "float_val"),
+        types_pb2.DT_DOUBLE: ("<d", 8, "double_val"),
+        types_pb2.DT_HALF: ("<e", 2, "half_val"),
+        types_pb2.DT_BFLOAT16: (None, 2, "half_val"),
+        types_pb2.DT_INT8: ("<b", 1, "int_val"),
+        types_pb2.DT_UINT8: ("<B", 1, "int_val"),
+        types_pb2.DT_INT16: ("<h", 2, "int_val"),
+        types_pb2.DT_UINT16: ("<H", 2, "int_val"),
+        types_pb2.DT_INT32: ("<i", 4, "int_val"),
+        types_pb2.DT_UINT32: ("<I", 4, "uint32_val"),
+        types_pb2.DT_INT64: ("<q", 8, "int64_val"),
+        types_pb2.DT_UINT64: ("<Q", 8, "uint64_val"),
+    }
+    return event_pb2.Event.FromString, types_pb2, numeric
 
 
 def _path_like_ok(key: str) -> bool:
@@ -68,7 +74,8 @@ def mlflow_key(name: str, flatten: bool = False) -> str:
 
 def tensor_scalar(tensor) -> float | None:
     """The number in a single-element numeric TensorProto, else None."""
-    spec = _NUMERIC.get(tensor.dtype)
+    _, types_pb2, numeric = _protos()
+    spec = numeric.get(tensor.dtype)
     if spec is None:
         return None
     for dim in tensor.tensor_shape.dim:
@@ -187,7 +194,7 @@ class EventDecoder:
         return _unpack_double(data, 1)[0], step, values, None
 
     def _decode_proto(self, data: bytes):
-        event = _from_event(data)
+        event = _protos()[0](data)
         if event.WhichOneof("what") != "summary":
             return None
         values = []

@@ -683,10 +683,10 @@ def import_tensorboard(log_dir, tracking_uri: str | None = None,
     if not dirs:
         raise UserError(f"{root}: no TensorBoard event files (*tfevents*) in it or below")
     if tracking_uri is None:
-        from vtm_tui.core.tracking.server import tracking_uri_for_runs
+        from vtm_tui.core.tracking.uri import resolve_tracking_uri
         from vtm_tui.settings import Settings
 
-        tracking_uri = tracking_uri_for_runs(settings or Settings.load())
+        tracking_uri = resolve_tracking_uri(settings or Settings.load())
     _check_reachable(tracking_uri)
 
     from mlflow import MlflowClient

@@ -23,9 +23,10 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from vtm_tui.core import procs
+from vtm_tui.core.formatting import redact_url
 from vtm_tui.errors import UserError
 
 PAGE_SIZE = 1000  # runs per search_runs request; every search pages until the store is exhausted
@@ -142,21 +143,6 @@ class MetricPoint:
 # ---------------------------------------------------------------------------
 
 
-def redact_uri(uri: str) -> str:
-    """The URI with any password replaced by ***, for messages and logs."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def is_http_uri(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -171,7 +157,7 @@ def database_address(uri: str) -> tuple[str, str, int] | None:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError as exc:
-        raise UserError(f"malformed database URI {redact_uri(uri)}: {exc}") from None
+        raise UserError(f"malformed database URI {redact_url(uri)}: {exc}") from None
     if not parts.hostname:  # unix socket (host in the query string) or libpq defaults
         return None
     return dialect, parts.hostname, port or DB_DEFAULT_PORTS[dialect]
@@ -195,13 +181,13 @@ def check_database_uri(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
 
         if importlib.util.find_spec(module) is None:
             hint = " (pip install 'vtm-tui[postgres]')" if module == "psycopg2" else ""
-            raise UserError(f"{redact_uri(uri)}: the database driver '{module}' is not installed{hint}")
+            raise UserError(f"{redact_url(uri)}: the database driver '{module}' is not installed{hint}")
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
     except OSError as exc:
         raise TrackingUnavailable(
-            f"cannot reach the database of {redact_uri(uri)} at {host}:{port}: "
+            f"cannot reach the database of {redact_url(uri)} at {host}:{port}: "
             f"{exc.strerror or exc}", uri) from None
 
 
@@ -225,7 +211,7 @@ def probe_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
     except (OSError, ValueError) as exc:
         reason = str(exc)
     raise TrackingUnavailable(
-        f"cannot reach the MLflow tracking server at {redact_uri(uri)}: {reason} "
+        f"cannot reach the MLflow tracking server at {redact_url(uri)}: {reason} "
         f"(is it running? see `vtm mlflow status`, MLFLOW_TRACKING_URI or --tracking-uri)", uri)
 
 
@@ -312,7 +298,7 @@ class Tracking:
 
     @property
     def display_uri(self) -> str:
-        return redact_uri(self.uri)
+        return redact_url(self.uri)
 
     @property
     def client(self):
@@ -468,22 +454,3 @@ class Tracking:
         if not is_http_uri(self.uri):
             return None
         return f"{self.uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
-
-
-def resolve_tracking_uri(settings, uri: str | None = None) -> str:
-    """An explicit URI, else MLFLOW_TRACKING_URI, else vtm's embedded server (started if need be)."""
-    if uri:
-        return uri
-    if settings.tracking_uri:
-        return settings.tracking_uri
-    from vtm_tui.core.tracking import server as mlflow_server
-
-    # Whatever backend `vtm mlflow up --backend-store-uri` gave it, a running vtm server is the one.
-    state = mlflow_server.status(settings)
-    if state.managed and state.state == "up":
-        return state.uri
-    return mlflow_server.tracking_uri_for_runs(settings)
-
-
-def open_tracking(settings, uri: str | None = None) -> Tracking:
-    return Tracking(resolve_tracking_uri(settings, uri))

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vtm_tui.core import procs
-from vtm_tui.core.tracking.client import redact_uri
+from vtm_tui.core.formatting import redact_url
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
@@ -151,7 +151,7 @@ def up(settings: Settings, port: int | None = None, backend_store_uri: str | Non
             if ours["port"] != port or ours.get("backend_store_uri") != wanted:
                 raise UserError(
                     f"vtm's MLflow server already runs on port {ours['port']} with backend "
-                    f"{redact_uri(ours.get('backend_store_uri') or '')}; "
+                    f"{redact_url(ours.get('backend_store_uri') or '')}; "
                     "stop it first with `vtm mlflow down`")
             _wait_healthy(settings, ours["pid"], port, timeout)
             return status(settings)
@@ -186,10 +186,3 @@ def down(settings: Settings) -> bool:
         if stopped:
             _state_path(settings).unlink(missing_ok=True)
         return stopped
-
-
-def tracking_uri_for_runs(settings: Settings) -> str:
-    """The URI training runs should log to; starts the embedded server when that is the one."""
-    if settings.embedded_tracking:
-        return up(settings).uri
-    return settings.effective_tracking_uri

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual import work
 from textual.message import Message
 
-from vtm_tui.core.formatting import display_path, mask_url
+from vtm_tui.core.formatting import display_path, redact_url
 from vtm_tui.settings import Settings
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.sources import Sources
@@ -38,7 +38,7 @@ class StatusHeader(TextLine):
 
     def registry_text(self) -> str:
         if self.settings.registry_url:
-            return mask_url(self.settings.registry_url)
+            return redact_url(self.settings.registry_url)
         return display_path(self.settings.home / "registry", self.settings.workdir)
 
     def _render_line(self) -> None:

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.widgets import Static, TabPane, Tree
 from textual.worker import get_current_worker
 
-from vtm_tui.core.formatting import display_path, mask_url
+from vtm_tui.core.formatting import display_path, redact_url
 from vtm_tui.errors import error_text
 from vtm_tui.settings import Settings
 from vtm_tui.ui.screens.confirm import ConfirmScreen
@@ -64,7 +64,7 @@ def registry_display(settings: Settings) -> str:
     if "://" not in url or url.lower().startswith("file://"):
         path = Path(unquote(urlsplit(url).path) if "://" in url else url).expanduser()
         return display_path(path if path.is_absolute() else settings.workdir / path, settings.workdir)
-    return mask_url(url)
+    return redact_url(url)
 
 
 def _read_catalog(settings: Settings) -> Catalog | None:
