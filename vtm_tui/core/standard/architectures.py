@@ -9,13 +9,16 @@ this module and pickle finds them by name), through the module `__getattr__` (PE
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 TASK_TYPES = {"SmallCNN": "classification", "TinySegNet": "segmentation"}  # architecture -> task type
 _LAZY = (*TASK_TYPES, "ARCHITECTURES")
 
 
+@functools.cache
 def _define() -> dict[str, Any]:
+    """The classes, defined once (pickle needs one class object per name)."""
     import torch
     from torch import nn
 
@@ -87,4 +90,4 @@ def build_model(architecture: str, num_classes: int, image_size: int):
     if architecture not in TASK_TYPES:
         known = ", ".join(sorted(TASK_TYPES))
         raise ValueError(f"unknown architecture {architecture!r} (known: {known})")
-    return __getattr__("ARCHITECTURES")[architecture](num_classes, image_size)
+    return _define()[architecture](num_classes, image_size)
