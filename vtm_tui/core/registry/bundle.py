@@ -37,6 +37,7 @@ from typing import BinaryIO, Callable
 from vtm_tui.core.registry.base import CHUNK, IntegrityError, UnsafeBundle
 from vtm_tui.core.registry.layout import FileEntry
 from vtm_tui.core.registry.pipe import Worker
+from vtm_tui.settings import DEFAULT_GZIP_LEVEL
 
 BUNDLE_FORMAT = "vtm-bundle"
 BUNDLE_FORMAT_VERSION = 1
@@ -44,7 +45,6 @@ CHECKPOINT_NAMES = ("checkpoint.pth", "checkpoint.pt")
 STANDARD_NAME = "model-standard.pt"
 METADATA_NAME = "bundle.json"
 ALLOWED_MEMBERS = (*CHECKPOINT_NAMES, STANDARD_NAME, METADATA_NAME)
-DEFAULT_GZIP_LEVEL = 0
 BLOCK = 512
 MAX_METADATA_BYTES = 1 << 20
 
@@ -55,17 +55,6 @@ class BundleLimits:
     max_member_bytes: int = 256 << 30
     max_total_bytes: int = 512 << 30
     max_members: int = len(ALLOWED_MEMBERS)
-
-
-def gzip_level(env) -> int:
-    text = (env or {}).get("VTM_REGISTRY_GZIP_LEVEL") or ""
-    if not text:
-        return DEFAULT_GZIP_LEVEL
-    if not text.isdigit() or int(text) > 9:
-        from vtm_tui.core.registry.base import RegistryUsageError
-
-        raise RegistryUsageError(f"VTM_REGISTRY_GZIP_LEVEL must be 0-9, got {text!r}")
-    return int(text)
 
 
 class StoredGzip:

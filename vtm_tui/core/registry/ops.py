@@ -36,7 +36,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from vtm_tui.core.registry import layout
 from vtm_tui.core.registry.base import (
@@ -52,11 +51,11 @@ from vtm_tui.core.registry.base import (
 )
 from vtm_tui.core.registry.bundle import (
     CHECKPOINT_NAMES,
+    DEFAULT_GZIP_LEVEL,
     STANDARD_NAME,
     BundleLimits,
     BundleScanner,
     BundleWriter,
-    gzip_level,
     scan_file,
 )
 from vtm_tui.core.registry.layout import (
@@ -191,12 +190,11 @@ class Registry:
     """A model registry on a backend. Blocking calls; one thread at a time (open one per
     worker). Use as a context manager, or call close()."""
 
-    def __init__(self, backend: Backend, *, env: Mapping[str, str] | None = None,
+    def __init__(self, backend: Backend, *, gzip_level: int = DEFAULT_GZIP_LEVEL,
                  limits: BundleLimits | None = None):
         self.backend = backend
-        self.env = dict(env or {})
         self.limits = limits or BundleLimits()
-        self.gzip_level = gzip_level(self.env)
+        self.gzip_level = gzip_level
 
     @property
     def url(self) -> str:

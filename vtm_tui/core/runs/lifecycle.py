@@ -59,10 +59,10 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
 
     from vtm_tui.core.tracking.uri import resolve_tracking_uri
 
+    # The supervisor reads VTM_CANCEL_GRACE back through Settings.from_environ: it never reads
+    # .env, where the value may come from.
     env = {**task.runner.env, "MLFLOW_TRACKING_URI": resolve_tracking_uri(settings),
-           "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type}
-    if "VTM_CANCEL_GRACE" in settings.env:  # may come from .env, which the supervisor never reads
-        env["VTM_CANCEL_GRACE"] = settings.env["VTM_CANCEL_GRACE"]
+           "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type, "VTM_CANCEL_GRACE": f"{settings.cancel_grace:g}"}
     if cuda is not None and engine_name == "local":  # Slurm assigns devices itself
         env["CUDA_VISIBLE_DEVICES"] = cuda
     cwd = str(task.runner.cwd or settings.workdir)

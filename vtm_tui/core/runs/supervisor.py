@@ -21,6 +21,7 @@ from pathlib import Path
 from vtm_tui.core import procs
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, parse_line
 from vtm_tui.core.runs.store import RunStore
+from vtm_tui.settings import Settings
 
 MARKER = "vtm_tui.core.runs.supervisor"
 FLUSH_INTERVAL = 0.5  # seconds between progress writes to the store: bounds SQLite traffic
@@ -29,13 +30,6 @@ READ_SIZE = 1 << 20
 BATCH_PAUSE = 0.005  # seconds; far below what a person or the UI can notice
 MAX_LINE = 1 << 20  # longer partial lines are not kept for parsing (the log still has them)
 _TAG = b"VTM_"
-
-
-def cancel_grace(env) -> float:
-    try:
-        return float(env.get("VTM_CANCEL_GRACE", "10"))
-    except ValueError:
-        return 10.0
 
 
 class ProgressTracker:
@@ -156,7 +150,7 @@ def supervise(store: RunStore, run_id: int) -> None:
                  supervisor_pid=os.getpid(), child_pid=child.pid)
 
     tracker = ProgressTracker(store, run_id, run.progress)
-    canceller = Canceller(child.pid, cancel_grace(env))
+    canceller = Canceller(child.pid, Settings.from_environ(env, Path(run.cwd)).cancel_grace)
     selector = selectors.DefaultSelector()
     selector.register(child.stdout, selectors.EVENT_READ)
     fd = child.stdout.fileno()

@@ -41,6 +41,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from vtm_tui.errors import UserError
+from vtm_tui.settings import Settings
 
 TAG_SOURCE = "vtm.tb_import.source"
 TAG_SOURCE_ID = "vtm.tb_import.source_id"
@@ -354,8 +355,8 @@ class _Importer:
         self.points_done = 0
         self._last_progress = 0.0
         self._last_commit = time.monotonic()
-        self._delay = float(os.environ.get("VTM_TB_IMPORT_BATCH_DELAY") or 0)
-        self._exit_after = int(os.environ.get("VTM_TB_IMPORT_EXIT_AFTER") or 0)
+        hooks = Settings.from_environ()  # read now: a test sets them around one import
+        self._delay, self._exit_after = hooks.tb_import_batch_delay, hooks.tb_import_exit_after
         self._sent = 0
         self._sent_lock = threading.Lock()
 
@@ -684,7 +685,6 @@ def import_tensorboard(log_dir, tracking_uri: str | None = None,
         raise UserError(f"{root}: no TensorBoard event files (*tfevents*) in it or below")
     if tracking_uri is None:
         from vtm_tui.core.tracking.uri import resolve_tracking_uri
-        from vtm_tui.settings import Settings
 
         tracking_uri = resolve_tracking_uri(settings or Settings.load())
     _check_reachable(tracking_uri)
