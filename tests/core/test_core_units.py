@@ -69,6 +69,39 @@ def test_settings_defaults(tmp_path):
             Settings.load(cwd=tmp_path, environ={"VTM_MLFLOW_WORKERS": bad})
 
 
+def test_settings_type_every_vtm_variable_and_resolve_paths(tmp_path):
+    (tmp_path / ".env").write_text("VTM_CANCEL_GRACE=3\nVTM_FTP_CA_FILE=certs/ca.pem\n")
+    env = {"VTM_FTP_TIMEOUT": "2.5", "VTM_REGISTRY_GZIP_LEVEL": "6", "VTM_FTP_PASSWORD": "s3cret",
+           "VTM_TB_IMPORT_BATCH_DELAY": "0.5", "VTM_TB_IMPORT_EXIT_AFTER": "4", "VTM_RUN_ID": "7"}
+    settings = Settings.load(cwd=tmp_path, environ=env)
+    assert settings.cancel_grace == 3.0 and settings.ftp_timeout == 2.5 and settings.registry_gzip_level == 6
+    assert settings.ftp_ca_file == tmp_path / "certs" / "ca.pem" and settings.ftp_password == "s3cret"
+    assert (settings.tb_import_batch_delay, settings.tb_import_exit_after, settings.run_id) == (0.5, 4, "7")
+    assert "s3cret" not in repr(settings)
+    child = Settings.from_environ(env, cwd=tmp_path)  # a process vtm started: no .env
+    assert child.cancel_grace == 10.0 and child.ftp_ca_file is None and child.ftp_timeout == 2.5
+    defaults = Settings.from_environ({}, cwd=tmp_path)
+    assert (defaults.ftp_timeout, defaults.registry_gzip_level, defaults.tb_import_exit_after) == (30.0, 0, 0)
+
+
+@pytest.mark.parametrize("name, value, expects", [
+    ("VTM_CANCEL_GRACE", "soon", "a number of seconds (0 or more)"),
+    ("VTM_CANCEL_GRACE", "-1", "a number of seconds (0 or more)"),
+    ("VTM_FTP_TIMEOUT", "0", "a positive number of seconds"),
+    ("VTM_REGISTRY_GZIP_LEVEL", "10", "0-9"),
+    ("VTM_TB_IMPORT_BATCH_DELAY", "nan", "a number of seconds (0 or more)"),
+    ("VTM_TB_IMPORT_EXIT_AFTER", "1.5", "a number of batches (0 or more)"),
+])
+def test_a_bad_variable_is_one_line_naming_it_and_what_it_expects(tmp_path, name, value, expects):
+    settings = Settings.from_environ({name: value}, cwd=tmp_path)  # loads: checked on first use
+    attribute = {"VTM_CANCEL_GRACE": "cancel_grace", "VTM_FTP_TIMEOUT": "ftp_timeout",
+                 "VTM_REGISTRY_GZIP_LEVEL": "registry_gzip_level", "VTM_TB_IMPORT_BATCH_DELAY":
+                 "tb_import_batch_delay", "VTM_TB_IMPORT_EXIT_AFTER": "tb_import_exit_after"}[name]
+    with pytest.raises(UserError) as caught:
+        getattr(settings, attribute)
+    assert str(caught.value) == f"{name} must be {expects}, got {value!r}" and caught.value.exit_code == 2
+
+
 def test_store_finish_is_first_writer_wins_and_concurrent_creates(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     ids = []
