@@ -146,7 +146,7 @@ def _register(args, tracking, settings: Settings) -> int:
 
     model, artifact_path = args.model, args.artifact_path
     if args.task:
-        from vtm_tui.core.catalog.loader import load_catalog
+        from vtm_tui.core.catalog import load_catalog
 
         defaults = load_catalog(settings.catalog_path).task(args.task).mlflow
         model, artifact_path = model or defaults.model_name, artifact_path or defaults.artifact_path

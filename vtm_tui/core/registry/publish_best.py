@@ -64,7 +64,7 @@ def publish_best(registry: Registry, settings, *, task: str | None = None, stage
                                  "entry sets mlflow.modelName)")
     task_type = None
     if task:
-        from vtm_tui.core.catalog.loader import load_catalog
+        from vtm_tui.core.catalog import load_catalog
 
         entry = load_catalog(settings.catalog_path).task(task)
         kind = entry.base_task_type or entry.task_type

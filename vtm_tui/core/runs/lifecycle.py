@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from vtm_tui.core.catalog.loader import Catalog, load_catalog
 from vtm_tui.core.runs.engines import get_engine, reconcile
 from vtm_tui.core.runs.store import RunRecord, RunStore
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
+
+if TYPE_CHECKING:
+    from vtm_tui.core.catalog import Catalog
 
 
 def open_store(settings: Settings) -> RunStore:
@@ -44,6 +46,8 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
            gpus: str | None = None, engine: str | None = None,
            catalog: Catalog | None = None) -> RunRecord:
     """Validate the task's field values, make sure tracking is up, record the run and start it."""
+    from vtm_tui.core.catalog import load_catalog
+
     catalog = catalog or load_catalog(settings.catalog_path)
     task = catalog.task(task_type)
     if not task.enabled:

@@ -181,7 +181,7 @@ def resolve_query(settings, *, task: str | None = None, experiment: str | None =
     catalog; the experiment defaults to Settings.experiment_name."""
     defaults = None
     if task:
-        from vtm_tui.core.catalog.loader import load_catalog
+        from vtm_tui.core.catalog import load_catalog
 
         defaults = (catalog or load_catalog(settings.catalog_path)).task(task).mlflow
     metric = metric or (defaults.metric if defaults else None)
