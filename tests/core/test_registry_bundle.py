@@ -10,7 +10,8 @@ import pytest
 from fixtures.ftp import crafted_tar_gz, write_checkpoint
 
 from vtm_tui.core.registry import IntegrityError, InvalidName, UnsafeBundle, layout
-from vtm_tui.core.registry.bundle import BundleLimits, BundleScanner, BundleWriter, scan_file
+from vtm_tui.core.registry.bundle import BundleWriter
+from vtm_tui.core.registry.bundle_reader import BundleLimits, BundleScanner, scan_file
 from vtm_tui.core.registry.layout import FileEntry, Manifest
 from vtm_tui.settings import Settings
 

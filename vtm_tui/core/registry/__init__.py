@@ -41,9 +41,10 @@ from vtm_tui.core.registry.base import (
     UnsafeBundle,
     VersionConflict,
 )
-from vtm_tui.core.registry.bundle import BundleLimits
+from vtm_tui.core.registry.bundle_reader import BundleLimits
 from vtm_tui.core.registry.layout import STAGES, InvalidName, Manifest
-from vtm_tui.core.registry.ops import PublishResult, PullResult, Registry, VersionInfo
+from vtm_tui.core.registry.ops import Registry
+from vtm_tui.core.registry.results import PublishResult, PullResult, VersionInfo
 from vtm_tui.settings import Settings
 
 __all__ = [

@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 
 from vtm_tui.core.registry.base import NotFound, Progress, RegistryUsageError
-from vtm_tui.core.registry.ops import PublishResult, Registry
+from vtm_tui.core.registry.ops import Registry
+from vtm_tui.core.registry.results import PublishResult
 
 CHECKPOINT_ARTIFACT_PATH = "checkpoints"
 PREFERRED_NAMES = ("best_checkpoint.pth", "best_checkpoint.pt")
