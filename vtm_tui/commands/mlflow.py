@@ -20,7 +20,7 @@ def _server(args, settings: Settings) -> int:
 
     if args.mlflow_action == "up":
         if args.backend_store_uri:
-            from vtm_tui.core.tracking.client import check_database_uri
+            from vtm_tui.core.tracking.probes import check_database_uri
 
             check_database_uri(args.backend_store_uri)  # fail in seconds, not after MLflow's retries
         state = mlflow_server.up(settings, port=args.port, backend_store_uri=args.backend_store_uri)

@@ -212,7 +212,7 @@ def predict_url(url: str, inputs, timeout: float = REQUEST_TIMEOUT):
 
 def served_input_shape(model_uri: str, tracking_uri: str | None) -> tuple[int, int, int] | None:
     """(C, H, W) from the logged model's signature, when it has one."""
-    from vtm_tui.core.tracking.client import interactive_http_limits
+    from vtm_tui.core.tracking.probes import interactive_http_limits
 
     try:
         import mlflow
