@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from vtm_tui.core import procs
+from vtm_tui.core.runs.outcome import finish_run
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, parse_line
 from vtm_tui.core.runs.store import RunStore
 from vtm_tui.settings import Settings
@@ -103,26 +104,6 @@ class Canceller:
             self.stage = 3
 
 
-def mark_mlflow_run(run_id: str, tracking_uri: str | None, status: str) -> str | None:
-    """Give a failed or cancelled script's MLflow run the status FAILED / KILLED.
-
-    A script that dies leaves its run RUNNING, or FINISHED when mlflow's atexit hook ended it
-    after an uncaught exception; both are wrong for a run whose process failed.
-    Returns a problem description, or None.
-    """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=tracking_uri)
-        if client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED", "FINISHED"):
-            client.set_terminated(run_id, status=status)
-    except Exception as exc:  # the run record must still be finished
-        return f"could not mark MLflow run {run_id} {status}: {exc}"
-    return None
-
-
 def supervise(store: RunStore, run_id: int) -> None:
     run = store.get(run_id)
     cancel_flag = {"set": False}
@@ -150,7 +131,8 @@ def supervise(store: RunStore, run_id: int) -> None:
                  supervisor_pid=os.getpid(), child_pid=child.pid)
 
     tracker = ProgressTracker(store, run_id, run.progress)
-    canceller = Canceller(child.pid, Settings.from_environ(env, Path(run.cwd)).cancel_grace)
+    handed = Settings.from_environ(env, Path(run.cwd))  # what the launching vtm handed over
+    canceller = Canceller(child.pid, handed.cancel_grace)
     selector = selectors.DefaultSelector()
     selector.register(child.stdout, selectors.EVENT_READ)
     fd = child.stdout.fileno()
@@ -189,16 +171,9 @@ def supervise(store: RunStore, run_id: int) -> None:
     procs.signal_group(child.pid, signal.SIGKILL)  # nothing of the run outlives it
     tracker.flush(force=True)
 
-    cancelled = canceller.started is not None
-    status = "cancelled" if cancelled else ("succeeded" if exit_code == 0 else "failed")
-    message = None
-    mlflow_run_id = store.get(run_id).mlflow_run_id
-    if mlflow_run_id and status != "succeeded":
-        message = mark_mlflow_run(
-            mlflow_run_id, env.get("MLFLOW_TRACKING_URI"), "KILLED" if cancelled else "FAILED")
-    if status == "failed" and message is None:
-        message = f"exit code {exit_code}" if exit_code >= 0 else f"killed by signal {-exit_code}"
-    store.finish(run_id, status, exit_code=exit_code, message=message)
+    status = "cancelled" if canceller.started is not None else ("succeeded" if exit_code == 0 else "failed")
+    finish_run(store, store.get(run_id), status, exit_code=exit_code, tracking_uri=handed.tracking_uri,
+               failure=f"exit code {exit_code}" if exit_code >= 0 else f"killed by signal {-exit_code}")
     log.close()
 
 

@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 from vtm_tui.core import procs
+from vtm_tui.core.runs.outcome import finish_run
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.core.runs.supervisor import ProgressTracker, mark_mlflow_run
+from vtm_tui.core.runs.supervisor import ProgressTracker
 from vtm_tui.errors import UserError
+from vtm_tui.settings import Settings
 
 MARKER = "vtm_tui.core.runs.engines.slurm"
 POLL_INTERVAL = 1.0
@@ -176,14 +178,9 @@ def _finish(store: RunStore, run: RunRecord, info: dict, env: dict) -> None:
         status = "cancelled"
     else:
         status = "succeeded" if state == "COMPLETED" and exit_code == 0 else "failed"
-    message = None
-    if run.mlflow_run_id and status != "succeeded":
-        message = mark_mlflow_run(run.mlflow_run_id, env.get("MLFLOW_TRACKING_URI"),
-                                  "KILLED" if status == "cancelled" else "FAILED")
-    if status == "failed" and message is None:
-        message = f"Slurm job {run.job_id} {state}, exit code {exit_code}"
     started = {} if run.started_at else {"started_at": time.time()} if state != "CANCELLED" else {}
-    store.finish(run.id, status, exit_code=exit_code, message=message, job_state=state, **started)
+    finish_run(store, run, status, exit_code=exit_code, tracking_uri=Settings.from_environ(env).tracking_uri,
+               failure=f"Slurm job {run.job_id} {state}, exit code {exit_code}", job_state=state, **started)
 
 
 def main(argv: list[str] | None = None) -> int:
