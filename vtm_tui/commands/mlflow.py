@@ -2,7 +2,6 @@
 runs, run, history, best, register) against it or any --tracking-uri."""
 from __future__ import annotations
 
-import sys
 import time
 
 from vtm_tui.commands import EXIT_FAILED, EXIT_OK, print_json
@@ -120,11 +119,10 @@ def _best(args, tracking, settings: Settings) -> int:
         raise UserError("--register needs --model NAME (or --task, for the catalog's modelName)")
     try:
         best = best_run(tracking, query.experiment, query.metric, query.mode, query.filter)
-    except NoEligibleRun as exc:
+    except NoEligibleRun as exc:  # a UserError (exit code 1); --json also gets the counts on stdout
         if args.json:
             print_json(exc.to_json())
-        print(f"vtm: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise
     registration = None
     if register:
         from vtm_tui.core.tracking.register import register_run

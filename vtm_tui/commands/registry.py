@@ -8,7 +8,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from vtm_tui.commands import EXIT_FAILED, EXIT_OK, print_json
+from vtm_tui.commands import EXIT_OK, print_json
 from vtm_tui.core.formatting import format_megabytes, format_rate
 from vtm_tui.settings import Settings
 
@@ -160,13 +160,11 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
                     metric=args.metric, mode=args.mode, model=args.model, artifact_path=args.artifact_path,
                     filter=args.filter, set_latest=args.set_latest, convert_standard=args.convert_standard,
                     tracking_uri=args.tracking_uri, progress=progress, cancel=cancel)
-            except NoEligibleRun as exc:
-                progress.end()
+            except NoEligibleRun as exc:  # a UserError (exit code 1); --json also gets the counts on stdout
                 if args.json:
+                    progress.end()
                     print_json(exc.to_json())
-                else:
-                    print(f"vtm: {exc}", file=sys.stderr)
-                return EXIT_FAILED
+                raise
         elif action == "promote":
             result = registry.promote(args.model, args.version, args.from_stage, args.to_stage,
                                       set_latest=args.set_latest, progress=progress, cancel=cancel)
