@@ -22,6 +22,9 @@ from vtm_tui.core.catalog.schema import (
 
 
 def validate(data: Any, problems: Problems) -> tuple[CatalogSpec, list[TaskSpec]] | None:
+    """Check parsed catalog data against the schema and the cross-field rules, adding every
+    problem to `problems`. Returns (the top-level spec, the tasks that passed the schema), or None
+    when the data is not a mapping at all; the caller raises CatalogErrors if problems has any."""
     if data is None:
         if not problems.errors:  # an empty file, not a YAML syntax error
             problems.add_at(1, (), "the catalog is empty; expected a mapping with a 'tasks' list")
@@ -87,6 +90,8 @@ def _check_unique(problems: Problems, items: list, list_key: str, key: str) -> N
 
 
 def base_of(spec: TaskSpec) -> str | None:
+    """The base task type whose built-in fields a task gets: baseTaskType, else the task type
+    itself when it is a base type (classification, segmentation), else None (no built-in fields)."""
     if spec.base_task_type:
         return spec.base_task_type
     return spec.task_type if spec.task_type in BASE_FIELDS else None
@@ -211,6 +216,7 @@ def _check_field(spec: FieldSpec, problems: Problems, loc: Loc) -> None:
 
 
 def widget_of(spec: FieldSpec) -> str:
+    """A field's widget: its `type`, else boolean for valueType bool, else text."""
     return spec.type or ("boolean" if spec.value_type == "bool" else "text")
 
 

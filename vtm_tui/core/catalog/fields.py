@@ -16,6 +16,11 @@ _FALSE_WORDS = {"false", "no", "0", "off"}
 
 @dataclass
 class Field:
+    """One form field of a task, as declared (built-in, overridden or extra).
+
+    value_type: str, int, float, bool or path; widget: text, select or boolean; choices: the
+    values a select offers; min/max: inclusive bounds of a number; default: the value an empty
+    form entry gets (None: no value, left out of the command line)."""
     name: str
     label: str
     value_type: str  # str | int | float | bool | path

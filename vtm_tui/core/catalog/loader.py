@@ -21,6 +21,11 @@ from vtm_tui.core.catalog.yaml_lines import compose
 
 
 def load_catalog(path: str | Path) -> Catalog:
+    """Load and validate a catalog.yaml into a Catalog.
+
+    Every problem of the file is found in one pass and raised together as CatalogErrors
+    (`file:line: key: message` each, in file order), including a missing or unreadable file.
+    Relative paths in it (runner.cwd, python_script targets) are relative to its folder."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -53,6 +53,7 @@ class FieldValueErrors(UserError, ValueError):
 
 
 class UnknownTask(UserError, LookupError):
+    """A task type the catalog does not declare (the message lists the known ones)."""
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
@@ -90,6 +91,8 @@ class Problems:
         self.errors: list[CatalogError] = []
 
     def line_of(self, loc: Loc) -> int | None:
+        """The line of `loc` in the file; a missing key has no line of its own, so the
+        nearest enclosing mapping's line (None when nothing of the path has a line)."""
         # A missing key has no line of its own: point at the mapping that lacks it.
         for end in range(len(loc), -1, -1):
             if loc[:end] in self.lines:
@@ -97,7 +100,9 @@ class Problems:
         return None
 
     def add(self, loc: Loc, message: str) -> None:
+        """Record a problem at `loc` (its line looked up)."""
         self.errors.append(CatalogError(self.path, self.line_of(loc), dotted_key(loc), message))
 
     def add_at(self, line: int | None, loc: Loc, message: str) -> None:
+        """Record a problem at an explicit line (YAML errors, duplicate keys)."""
         self.errors.append(CatalogError(self.path, line, dotted_key(loc), message))

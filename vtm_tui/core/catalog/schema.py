@@ -32,6 +32,8 @@ class _Schema(BaseModel):
 
 
 class FieldOverrideSpec(_Schema):
+    """fieldOverrides.<name>: what a task changes of a built-in or extra field; every key is
+    optional (label, valueType, type, choices, required, default, help, min, max)."""
     label: str | None = None
     value_type: ValueType | None = None
     type: Widget | None = None
@@ -51,10 +53,12 @@ class FieldOverrideSpec(_Schema):
 
 
 class FieldSpec(FieldOverrideSpec):
+    """extraFields[]: a field of the task's own, named like a command-line option (--name)."""
     name: str = SchemaField(pattern=FIELD_NAME_PATTERN)
 
 
 class SlurmSpec(_Schema):
+    """runner.slurm: sbatch options (partition, gres, time "HH:MM:SS", cpus, mem, extraArgs)."""
     partition: str | None = None
     gres: str | None = None
     time: str | None = None
@@ -73,6 +77,9 @@ class SlurmSpec(_Schema):
 
 
 class RunnerSpec(_Schema):
+    """runner: how a task starts (startMethod python_script / python_module / command, target,
+    targetEnvVar overriding the target), on which engine (local, slurm), with which extra
+    environment and working directory (relative to the catalog)."""
     start_method: StartMethod
     target: Any  # str, or a list of str for `command`; checked together with startMethod
     target_env_var: str | None = SchemaField(None, pattern=ENV_VAR_PATTERN)
@@ -83,6 +90,8 @@ class RunnerSpec(_Schema):
 
 
 class MlflowSpec(_Schema):
+    """mlflow: the metric and mode (max, min) that rank runs, the registered model name and the
+    artifact path of the logged model; defaults come from the base task type."""
     metric: str | None = None
     mode: Literal["max", "min"] | None = None
     model_name: str | None = None
@@ -90,6 +99,7 @@ class MlflowSpec(_Schema):
 
 
 class TaskSpec(_Schema):
+    """tasks[]: one training task, in the original catalog format (camelCase keys)."""
     task_type: str = SchemaField(pattern=TASK_TYPE_PATTERN)
     base_task_type: BaseTaskType | None = None
     title: str | None = None
@@ -104,6 +114,8 @@ class TaskSpec(_Schema):
 
 
 class RegistryModelSpec(_Schema):
+    """registryModels[]: a registry model the Registry tab offers, with its default stage, version
+    and download folder."""
     id: str
     title: str | None = None
     task_type: str | None = None
@@ -119,6 +131,7 @@ class RegistryModelSpec(_Schema):
 
 
 class CatalogSpec(_Schema):
+    """The top level: `tasks` (each validated on its own) and `registryModels`."""
     tasks: list[Any]  # each item is validated on its own so one bad task hides no other's errors
     registry_models: list[RegistryModelSpec] = []
 

@@ -16,6 +16,10 @@ from vtm_tui.core.catalog.problems import FieldValueError, FieldValueErrors, Unk
 
 @dataclass
 class Runner:
+    """How a task starts: start_method python_script | python_module | command, its target
+    (a script path, a module, a command string or argv list), the variable that may override
+    the target, the engine (local | slurm) with its Slurm options, extra environment, and the
+    working directory (absolute; None: where vtm runs)."""
     start_method: str  # python_script | python_module | command
     target: str | list[str]
     target_env_var: str | None = None
@@ -27,6 +31,8 @@ class Runner:
 
 @dataclass
 class MlflowDefaults:
+    """What the best-run search and registration use for a task: metric and mode (max | min),
+    registered model name, artifact path of the logged model."""
     metric: str | None
     mode: str
     model_name: str
@@ -35,6 +41,8 @@ class MlflowDefaults:
 
 @dataclass
 class Task:
+    """A catalog task: its form (fields in declaration order, field_order, hidden_fields), its
+    runner and MLflow defaults, and the folder of the catalog it came from."""
     task_type: str
     base_task_type: str | None
     title: str
@@ -48,6 +56,8 @@ class Task:
     hidden_fields: list[str] = dataclass_field(default_factory=list)
 
     def form_fields(self) -> list[Field]:
+        """The fields the form shows: not hidden, field_order first, then the rest in
+        declaration order."""
         shown = {f.name: f for f in self.fields if f.name not in self.hidden_fields}
         ordered = [shown.pop(name) for name in self.field_order if name in shown]
         return ordered + list(shown.values())
@@ -88,6 +98,10 @@ class Task:
 
     def build_argv(self, values: Mapping[str, object], python: str = sys.executable,
                    environ: Mapping[str, str] = os.environ) -> list[str]:
+        """The full command line of a run: the interpreter (`python -u script` or `-m module`) or
+        the command, then build_args(values). The runner's target_env_var, when set in `environ`,
+        replaces the target (a path there is relative to the working directory; a module task
+        given a .py file runs it as a script)."""
         method, target = self.runner.start_method, self.runner.target
         override = environ.get(self.runner.target_env_var or "") or None
         if override:
@@ -110,6 +124,8 @@ class Task:
 
 @dataclass
 class RegistryModel:
+    """A registry model the Registry tab offers: id, title, task type, the registry name
+    (model_name), and the default stage, version ("latest" or a number) and download folder."""
     id: str
     title: str
     task_type: str | None
@@ -121,14 +137,17 @@ class RegistryModel:
 
 @dataclass
 class Catalog:
+    """A loaded catalog: its path, tasks (declaration order) and registry models."""
     path: Path
     tasks: list[Task]
     registry_models: list[RegistryModel] = dataclass_field(default_factory=list)
 
     def enabled_tasks(self) -> list[Task]:
+        """The tasks with enabled: true, in declaration order (what the launcher lists)."""
         return [task for task in self.tasks if task.enabled]
 
     def task(self, task_type: str) -> Task:
+        """The task of this task type, disabled ones included; UnknownTask otherwise."""
         for task in self.tasks:
             if task.task_type == task_type:
                 return task

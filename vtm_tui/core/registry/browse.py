@@ -49,10 +49,13 @@ class RegistryReader:
         self.close()
 
     def list_models(self) -> list[str]:
+        """Model names in the registry root (directories with a valid model name), sorted."""
         return sorted(e.name for e in self.backend.list_dir("")
                       if e.is_dir and layout.NAME_RE.fullmatch(e.name) and ".." not in e.name)
 
     def list_stages(self, model: str) -> list[str]:
+        """The stages (dev, release, in that order) that exist for `model`.
+        InvalidName for a bad model name."""
         layout.check_model(model)
         present = {e.name for e in self.backend.list_dir(model) if e.is_dir}
         return [s for s in STAGES if s in present]
@@ -107,6 +110,8 @@ class RegistryReader:
         return None
 
     def resolve(self, model: str, stage: str, version="latest") -> int:
+        """The version number `version` ("latest" or a number) means in model/stage.
+        InvalidName for bad names, NotFound when "latest" finds no committed version."""
         layout.check_model(model), layout.check_stage(stage)
         ref = layout.check_version_ref(version)
         if ref == "latest":
@@ -117,6 +122,8 @@ class RegistryReader:
         return ref
 
     def read_manifest(self, model: str, stage: str, version="latest") -> Manifest:
+        """The manifest of a committed version ("latest" or a number); NotFound if there is none
+        (or it is malformed), InvalidName for bad names."""
         number = self.resolve(model, stage, version)
         manifest = self.manifest_or_none(model, stage, number)
         if manifest is None:
@@ -138,6 +145,8 @@ class RegistryReader:
         return infos
 
     def stage_summary(self, model: str, stage: str) -> dict:
+        """{"versions": committed versions ascending, "latest": the resolved latest or None,
+        "latest_pointer": what LATEST says}: the `vtm registry ls --json` entry of a stage."""
         infos = self.list_versions(model, stage)
         return {"versions": [i.version for i in infos],
                 "latest": next((i.version for i in infos if i.latest), None),

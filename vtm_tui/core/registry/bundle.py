@@ -64,6 +64,7 @@ class StoredGzip:
         self._crc = zlib.crc32(data, self._crc)
 
     def abandon(self) -> None:
+        """Stop the crc32 thread of an unfinished stream."""
         if self._crc_worker is not None:
             self._crc_worker.abandon()
 
@@ -73,6 +74,8 @@ class StoredGzip:
         return [struct.pack("<BHH", 1 if final else 0, n, n ^ 0xFFFF), data]
 
     def compress(self, data) -> bytes:
+        """Bytes of the gzip stream for `data` (the header first, then whole 65535-byte stored
+        blocks; a remainder waits for more data or flush())."""
         view = memoryview(data).cast("B")
         if self._crc_worker is not None:
             self._crc_worker.put(view)  # data is immutable bytes: safe to read from another thread
@@ -96,6 +99,8 @@ class StoredGzip:
         return b"".join(parts)
 
     def flush(self) -> bytes:
+        """The end of the gzip stream: the last (final) stored block, then the CRC32 and the size
+        mod 2**32 (RFC 1952 trailer)."""
         if self._crc_worker is not None:
             self._crc_worker.close()
         parts = [] if self._started else [self.HEADER]
@@ -224,6 +229,8 @@ class BundleWriter:
 
 
 def metadata_bytes(files: list[FileEntry], metadata: dict) -> bytes:
+    """bundle.json: the model metadata (None values left out), the format name and version,
+    and every member's name, size and sha256, as sorted, indented UTF-8 JSON."""
     data = {**{k: v for k, v in metadata.items() if v is not None}, "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
             "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]}

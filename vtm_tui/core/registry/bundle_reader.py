@@ -41,6 +41,7 @@ _TYPE_NAMES = {
 
 @dataclass
 class Member:
+    """A member read from a bundle: name, size in bytes, sha256 hex ("" when not hashed)."""
     name: str
     size: int
     sha256: str = ""
@@ -83,6 +84,8 @@ class BundleScanner:
         return UnsafeBundle(f"{self.where}: refused: {reason}")
 
     def feed(self, data: bytes) -> None:
+        """Take the next compressed bytes of the bundle; UnsafeBundle (or IntegrityError against
+        the manifest) as soon as what they hold is refused."""
         if self._inflate.eof:
             if data:
                 raise self._refuse("data after the end of the gzip stream")
@@ -225,6 +228,7 @@ class BundleScanner:
 
     @property
     def metadata(self) -> dict:
+        """bundle.json's content as read ({} when missing or not a JSON object)."""
         try:
             data = json.loads(bytes(self._metadata).decode("utf-8"))
             return data if isinstance(data, dict) else {}

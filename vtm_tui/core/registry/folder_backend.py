@@ -21,6 +21,9 @@ from vtm_tui.core.registry.base import (
 
 
 class FolderBackend(Backend):
+    """A registry in a folder: writes go to a temporary name, are fsynced when small
+    (manifests, LATEST) and renamed into place; `claim_dir` is mkdir, atomic on any POSIX file
+    system. The folder may be network-mounted."""
     def __init__(self, root: Path | str):
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()

@@ -32,17 +32,22 @@ class FileSource:
         self._offset, self._total = offset, total or self.size
 
     def read(self, n: int) -> bytes:
+        """At most n bytes of the file (b"" at the end)."""
         chunk = self._handle.read(n)
         self._done += len(chunk)
         return chunk
 
     def status(self) -> tuple[int, int]:
+        """(bytes done, total) for progress, counting from the offset given (a promote's second
+        half)."""
         return self._offset + self._done, self._total
 
     def drain(self) -> None:
+        """Nothing to do: the digest of an existing file is known already."""
         pass
 
     def close(self) -> None:
+        """Close the file."""
         self._handle.close()
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 
 def open_store(settings: Settings) -> RunStore:
+    """The run store of these settings (<VTM_HOME>/runs.db)."""
     return RunStore(settings.runs_db)
 
 
@@ -90,6 +91,8 @@ def rerun(settings: Settings, run_id: int | str, changes: Mapping[str, object] |
 
 
 def cancel(settings: Settings, run_id: int | str) -> RunRecord:
+    """Cancel an active run through its engine and return its record (unchanged when it had
+    already ended). RunNotFound for an unknown id."""
     store = open_store(settings)
     run = store.get(run_id)
     if run.active:
@@ -98,12 +101,14 @@ def cancel(settings: Settings, run_id: int | str) -> RunRecord:
 
 
 def list_runs(settings: Settings, limit: int | None = None) -> list[RunRecord]:
+    """Every run, newest first (at most `limit`), after reconciling the active ones."""
     store = open_store(settings)
     reconcile(store)
     return store.list(limit)
 
 
 def get_run(settings: Settings, run_id: int | str) -> RunRecord:
+    """One run's record, reconciled first when it is active. RunNotFound for an unknown id."""
     store = open_store(settings)
     run = store.get(run_id)
     if run.active:

@@ -45,6 +45,8 @@ class ProgressTracker:
         self.pending = b""
 
     def feed(self, chunk: bytes) -> None:
+        """Take a chunk of the script's output; complete lines holding `VTM_` are parsed (a partial
+        line waits for the rest; one over 1 MiB is dropped)."""
         data = self.pending + chunk
         cut = data.rfind(b"\n") + 1
         complete, self.pending = data[:cut], data[cut:]
@@ -56,6 +58,8 @@ class ProgressTracker:
                     self.handle(line)
 
     def handle(self, line: str | bytes) -> None:
+        """Apply one line: a progress line updates the latest progress and its epoch's point, a meta
+        line records the MLflow run id; anything else is ignored."""
         parsed = parse_line(line)
         if isinstance(parsed, ProgressLine):
             self.latest.update(parsed.data)
@@ -69,6 +73,8 @@ class ProgressTracker:
                 self.store.update(self.run_id, mlflow_run_id=run_id)
 
     def flush(self, force: bool = False) -> None:
+        """Write the progress to the store if it changed, at most every FLUSH_INTERVAL seconds
+        (force: now, including a last unterminated line)."""
         if force and self.pending:
             self.handle(self.pending)
             self.pending = b""
@@ -87,12 +93,14 @@ class Canceller:
         self.stage = 0
 
     def request(self) -> None:
+        """Start cancelling: SIGINT to the script's process group (once)."""
         if self.started is None:
             self.started = time.monotonic()
             procs.signal_group(self.pgid, signal.SIGINT)
             self.stage = 1
 
     def tick(self) -> None:
+        """Escalate when due: SIGTERM `grace` seconds after the SIGINT, SIGKILL after twice that."""
         if self.started is None:
             return
         elapsed = time.monotonic() - self.started
@@ -105,6 +113,8 @@ class Canceller:
 
 
 def supervise(store: RunStore, run_id: int) -> None:
+    """Run and watch run `run_id` to its end (see the module docstring); every outcome, a failure
+    to start included, ends in a finished run record."""
     run = store.get(run_id)
     cancel_flag = {"set": False}
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -178,6 +188,8 @@ def supervise(store: RunStore, run_id: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m vtm_tui.core.runs.supervisor DB RUN_ID`: the supervisor process. An error of
+    its own finishes the run as failed (exit code 1)."""
     db_path, run_id = (argv or sys.argv[1:])[:2]
     store = RunStore(Path(db_path))
     try:

@@ -77,6 +77,7 @@ def _image(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax of logits along `axis` (shifted by the max, so large logits do not overflow)."""
     import numpy as np
 
     shifted = logits - logits.max(axis=axis, keepdims=True)
@@ -85,6 +86,7 @@ def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
 
 
 def class_name(names: list[str] | None, index: int) -> str:
+    """The name of class `index` from the model's class names, else `class N`."""
     return names[index] if names and index < len(names) else f"class {index}"
 
 
@@ -203,6 +205,8 @@ def preview(mask: np.ndarray, size: tuple[int, int] = PREVIEW_SIZE) -> np.ndarra
 
 
 def write_mask(mask: np.ndarray, path: Path) -> Path:
+    """Write a class-index mask (H, W) as a palette-coloured RGB PNG at `path` (through a .part
+    file, so the final name never holds half a PNG); returns the path."""
     import numpy as np
     from PIL import Image
 
@@ -215,6 +219,8 @@ def write_mask(mask: np.ndarray, path: Path) -> Path:
 
 
 def predict_local(model, inputs: np.ndarray) -> np.ndarray:
+    """Run a torch model on a float32 batch (N, C, H, W) on the model's device, without
+    gradients; returns its outputs as a numpy array."""
     import torch
 
     device = next(model.parameters()).device

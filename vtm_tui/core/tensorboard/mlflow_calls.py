@@ -39,6 +39,8 @@ def retry(call, *args, **kwargs):
 
 
 def check_reachable(uri: str) -> None:
+    """UserError unless something listens at an http(s) tracking URI's host and port (5 s); other
+    URIs pass."""
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https"):
         return
@@ -58,14 +60,18 @@ class ClientSender:
         self._client, self._metric, self._param, self._tag = client, Metric, Param, RunTag
 
     def prepare(self, run_id: str, metrics=(), tags=(), params=()):
+        """Build one log_batch: metrics (key, value, timestamp ms, step), tags and params (key,
+        value) as MLflow entities."""
         return (run_id, [self._metric(k, v, t, s) for k, v, t, s in metrics],
                 [self._param(k, v) for k, v in params], [self._tag(k, v) for k, v in tags])
 
     def post(self, prepared) -> None:
+        """Send a prepared batch (synchronously); MlflowException when it is refused."""
         run_id, metrics, params, tags = prepared
         self._client.log_batch(run_id, metrics=metrics, params=params, tags=tags, synchronous=True)
 
     def send(self, run_id: str, metrics=(), tags=(), params=()) -> None:
+        """prepare, then post."""
         self.post(self.prepare(run_id, metrics, tags, params))
 
 
@@ -84,6 +90,8 @@ class RestSender(ClientSender):
         self._creds, self._http, self._verify = store.get_host_creds, http_request, verify_rest_response
 
     def prepare(self, run_id: str, metrics=(), tags=(), params=()) -> bytes:
+        """The log-batch request body: JSON, non-finite values spelled as MLflow's protobuf JSON does
+        ("NaN", "Infinity", "-Infinity")."""
         from vtm_tui.core.tensorboard.events import json_number
 
         inf = float("inf")
@@ -95,11 +103,15 @@ class RestSender(ClientSender):
             "tags": [{"key": k, "value": v} for k, v in tags]}, separators=(",", ":")).encode()
 
     def post(self, body: bytes) -> None:
+        """POST the body to /api/2.0/mlflow/runs/log-batch with MLflow's session, retries and
+        credentials; MlflowException when the server refuses it."""
         response = self._http(self._creds(), self.ENDPOINT, "POST", data=body, extra_headers=self.HEADERS)
         self._verify(response, self.ENDPOINT)
 
 
 def sender_for(client, uri: str):
+    """(sender, worker threads): a RestSender and 4 workers for an http(s) server, else a
+    ClientSender and one."""
     if urlsplit(uri).scheme in ("http", "https"):
         try:
             from mlflow.tracking._tracking_service.utils import _get_store
@@ -113,6 +125,7 @@ def sender_for(client, uri: str):
 
 
 def experiment_id(client, name: str) -> str:
+    """The id of the active experiment `name`, created when missing; UserError when it is deleted."""
     from mlflow.exceptions import MlflowException
 
     experiment = retry(client.get_experiment_by_name, name)
@@ -130,12 +143,14 @@ def experiment_id(client, name: str) -> str:
 
 
 def find_run(client, experiment_id: str, key: str, value: str):
+    """The oldest run of the experiment whose tag `key` is `value`, or None."""
     runs = retry(client.search_runs, [experiment_id], filter_string=f"tags.`{key}` = '{value}'",
                   max_results=5, order_by=["attributes.start_time ASC"])
     return runs[0] if runs else None
 
 
 def first_wall_ms(path: Path) -> int | None:
+    """The wall time (ms since the epoch) of an event file's first record, or None."""
     from tensorboard.compat.proto import event_pb2
 
     from vtm_tui.core.tensorboard.tfrecord import HEADER_SIZE, first_record
@@ -151,6 +166,8 @@ def first_wall_ms(path: Path) -> int | None:
 
 def open_run(client, experiment_id: str, name: str, source: Path, rel: str,
              parent_id: str | None, start_ms: int | None, flatten: bool) -> ImportRun:
+    """The run that holds the event directory `source`: found by its source-id tag (resume), else
+    created (named, nested under parent_id, started at start_ms, tagged with its source)."""
     source_id = digest(source)[:24]
     found = find_run(client, experiment_id, TAG_SOURCE_ID, source_id)
     if found is not None:

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class Problem:
+    """Something the import could not take: the file (or tracking URI), the byte offset of the
+    record (None: the whole file), what went wrong."""
     file: str
     offset: int | None
     message: str
@@ -18,6 +20,8 @@ class Problem:
 
 @dataclass
 class RunResult:
+    """One MLflow run of an import: its name, id, the event directory, whether it was created,
+    and counts: event files, points sent, points already there (skipped), params logged."""
     name: str
     run_id: str
     source: str
@@ -30,6 +34,9 @@ class RunResult:
 
 @dataclass
 class ImportReport:
+    """What an import did: where from and to, the runs, counts of points sent and skipped and
+    params logged, problems, renamed tags (TensorBoard tag -> MLflow key), notes, whether it was
+    cancelled, seconds elapsed."""
     log_dir: str
     tracking_uri: str
     experiment_name: str
@@ -47,17 +54,21 @@ class ImportReport:
 
     @property
     def runs_created(self) -> int:
+        """How many runs the import created."""
         return sum(run.created for run in self.runs)
 
     @property
     def runs_reused(self) -> int:
+        """How many runs an earlier import had created (resumed)."""
         return sum(not run.created for run in self.runs)
 
     @property
     def ok(self) -> bool:
+        """True when nothing went wrong and it was not cancelled (exit code 0)."""
         return not self.problems and not self.cancelled
 
     def to_json(self) -> dict:
+        """Every field plus runs_created, runs_reused and ok: the `--json` report."""
         data = asdict(self)
         data.update(runs_created=self.runs_created, runs_reused=self.runs_reused, ok=self.ok)
         return data

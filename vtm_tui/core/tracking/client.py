@@ -43,6 +43,7 @@ class Tracking:
 
     @property
     def display_uri(self) -> str:
+        """The tracking URI with its password replaced by *** (for every message and the screen)."""
         return redact_url(self.uri)
 
     @property
@@ -77,6 +78,8 @@ class Tracking:
                 raise self.error(exc, what) from exc
 
     def error(self, exc: Exception, what: str) -> TrackingError:
+        """The UserError for a failed MLflow call (`what` names it): TrackingUnavailable when the
+        store could not be reached, else TrackingError with MLflow's message (password scrubbed)."""
         code = getattr(exc, "error_code", None)
         message = self._scrub(getattr(exc, "message", None) or str(exc))
         if is_unreachable(exc):
@@ -101,6 +104,7 @@ class Tracking:
     # -- experiments -----------------------------------------------------------------
 
     def experiments(self, include_deleted: bool = False) -> list[ExperimentInfo]:
+        """Every experiment (active only, unless include_deleted), by name, all pages."""
         from mlflow.entities import ViewType
 
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
@@ -176,9 +180,11 @@ class Tracking:
     def search_runs(self, experiments: str | ExperimentInfo | list, filter: str | None = None,
                     order_by: list[str] | None = None, max_results: int | None = None,
                     include_deleted: bool = False, page_size: int = PAGE_SIZE) -> list[RunInfo]:
+        """iter_runs as a list."""
         return list(self.iter_runs(experiments, filter, order_by, max_results, include_deleted, page_size))
 
     def run(self, run_id: str) -> RunInfo:
+        """One run by id; UserError when the store has no such run, TrackingError otherwise."""
         try:
             with self.calling(f"get run {run_id}"):
                 return RunInfo.from_mlflow(self.client.get_run(run_id))

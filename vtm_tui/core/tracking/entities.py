@@ -13,6 +13,8 @@ def _json_number(value: float) -> float | None:
 
 @dataclass
 class ExperimentInfo:
+    """An MLflow experiment: id, name, lifecycle stage (active, deleted), artifact location,
+    tags, creation and last update times (ms since the epoch)."""
     experiment_id: str
     name: str
     lifecycle_stage: str = "active"
@@ -23,17 +25,22 @@ class ExperimentInfo:
 
     @classmethod
     def from_mlflow(cls, exp) -> "ExperimentInfo":
+        """Copy an mlflow.entities.Experiment."""
         return cls(experiment_id=str(exp.experiment_id), name=exp.name,
                    lifecycle_stage=exp.lifecycle_stage, artifact_location=exp.artifact_location or "",
                    tags=dict(exp.tags or {}), creation_time=exp.creation_time,
                    last_update_time=exp.last_update_time)
 
     def to_json(self) -> dict:
+        """Every field, as JSON."""
         return asdict(self)
 
 
 @dataclass
 class RunInfo:
+    """An MLflow run: id, name, status (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED), start and
+    end times (ms since the epoch), params, the latest value of each metric, tags, experiment id,
+    artifact URI, lifecycle stage."""
     run_id: str
     name: str
     status: str  # RUNNING, SCHEDULED, FINISHED, FAILED, KILLED
@@ -48,6 +55,7 @@ class RunInfo:
 
     @classmethod
     def from_mlflow(cls, run) -> "RunInfo":
+        """Copy an mlflow.entities.Run (metrics as floats)."""
         info, data = run.info, run.data
         return cls(run_id=info.run_id, name=info.run_name or "", status=info.status,
                    start_time=info.start_time, end_time=info.end_time, params=dict(data.params),
@@ -68,6 +76,7 @@ class RunInfo:
         return {k: v for k, v in self.tags.items() if not k.startswith("mlflow.")}
 
     def to_json(self) -> dict:
+        """Every field plus "duration" (seconds); NaN and infinite metrics as null."""
         data = asdict(self)
         data["metrics"] = {k: _json_number(v) for k, v in self.metrics.items()}
         data["duration"] = self.duration
@@ -76,9 +85,11 @@ class RunInfo:
 
 @dataclass
 class MetricPoint:
+    """One logged value of a metric: step, value, timestamp (ms since the epoch)."""
     step: int
     value: float
     timestamp: int  # ms since the epoch
 
     def to_json(self) -> dict:
+        """{"step", "value" (null when not finite), "timestamp"}."""
         return {"step": self.step, "value": _json_number(self.value), "timestamp": self.timestamp}

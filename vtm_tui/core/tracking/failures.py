@@ -38,6 +38,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def is_unreachable(exc: BaseException) -> bool:
+    """True when an MLflow call failed for want of an answer (refused, reset, timed out, unknown
+    host; a requests/urllib3 or SQLAlchemy connection error anywhere in the chain) rather than
+    because the store answered no."""
     for link in _chain(exc):
         module = type(link).__module__ or ""
         if module.startswith(("requests", "urllib3")) and not isinstance(link, ValueError):

@@ -34,6 +34,7 @@ DB_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
 def is_http_uri(uri: str) -> bool:
+    """True for a tracking server URI (http:// or https://), False for a database or file store."""
     return uri.startswith(("http://", "https://"))
 
 
