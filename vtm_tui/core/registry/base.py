@@ -1,8 +1,8 @@
 """The one small interface every registry backend implements, and the registry's errors.
 
 Backends move bytes and names; they know nothing of models, versions or manifests (that is
-ops.py). Paths are relative POSIX paths under the registry root, built by layout.py only.
-Every call blocks; a backend object belongs to one thread at a time.
+browse.py, publishing.py and ops.py). Paths are relative POSIX paths under the registry root,
+built by layout.py only. Every call blocks; a backend object belongs to one thread at a time.
 """
 from __future__ import annotations
 
