@@ -54,6 +54,12 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+def _resolve(text: str, cwd: Path) -> Path:
+    """A path as the user wrote it: `~` expanded, relative to `cwd`."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else cwd / path
+
+
 def _number(env: Mapping[str, str], name: str, default: float, expects: str, *, positive: bool = False) -> float:
     """A float variable: default when unset or empty; >= 0 (> 0 with positive), else UserError."""
     text = env.get(name) or ""
@@ -111,11 +117,7 @@ class Settings:
 
     @classmethod
     def _parse(cls, merged: dict[str, str], cwd: Path) -> "Settings":
-        def path_of(key: str, default: str) -> Path:
-            value = Path(merged.get(key) or default).expanduser()
-            return value if value.is_absolute() else cwd / value
-
-        catalog = path_of("TRAINING_CATALOG_PATH", "catalog.yaml")
+        catalog = _resolve(merged.get("TRAINING_CATALOG_PATH") or "catalog.yaml", cwd)
         if "TRAINING_CATALOG_PATH" not in merged and not catalog.exists():
             catalog = PACKAGED_CATALOG  # run from anywhere: fall back to the shipped catalog
         port_text = merged.get("VTM_MLFLOW_PORT") or str(DEFAULT_MLFLOW_PORT)
@@ -124,7 +126,7 @@ class Settings:
         workers = _count(merged, "VTM_MLFLOW_WORKERS", DEFAULT_MLFLOW_WORKERS, 1, MAX_MLFLOW_WORKERS,
                          f"a number of worker processes from 1 to {MAX_MLFLOW_WORKERS}")
         return cls(
-            home=path_of("VTM_HOME", ".vtm"),
+            home=_resolve(merged.get("VTM_HOME") or ".vtm", cwd),
             catalog_path=catalog,
             tracking_uri=merged.get("MLFLOW_TRACKING_URI") or None,
             mlflow_port=int(port_text),
@@ -158,10 +160,7 @@ class Settings:
         """VTM_FTP_CA_FILE: the one CA trusted for ftps:// (absolute; the registry checks that it
         exists when it connects); None: the system's CAs."""
         text = self.env.get("VTM_FTP_CA_FILE") or ""
-        if not text:
-            return None
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else self.workdir / path
+        return _resolve(text, self.workdir) if text else None
 
     @cached_property
     def ftp_password(self) -> str | None:
@@ -172,10 +171,7 @@ class Settings:
     def netrc_file(self) -> Path | None:
         """NETRC: the netrc file FTP passwords are looked up in; None: ~/.netrc."""
         text = self.env.get("NETRC") or ""
-        if not text:
-            return None
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else self.workdir / path
+        return _resolve(text, self.workdir) if text else None
 
     @cached_property
     def registry_gzip_level(self) -> int:
