@@ -4,7 +4,6 @@ grammar the Serving tab's target field follows too."""
 from __future__ import annotations
 
 from vtm_tui.commands import EXIT_OK, print_json
-from vtm_tui.core.serving.predict_io import parse_shape
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
@@ -36,6 +35,7 @@ def cmd_serve(args, settings: Settings) -> int:
 
 def cmd_predict(args, settings: Settings) -> int:
     from vtm_tui.core.serving.fallback import predict_target
+    from vtm_tui.core.serving.predict_io import parse_shape
     from vtm_tui.core.serving.targets import ModelTarget, ServerTarget, parse_target
 
     shape = parse_shape(args.shape)
