@@ -12,21 +12,12 @@ engines/ (local, slurm). Importing this package stays light: the supervisor impo
 """
 from __future__ import annotations
 
-from vtm_tui.core.runs.lifecycle import (
-    cancel,
-    get_run,
-    launch,
-    list_runs,
-    normalize_gpus,
-    open_store,
-    parse_assignments,
-    rerun,
-    tail_lines,
-    wait,
-)
-from vtm_tui.core.runs.store import RunNotFound, RunRecord, RunStore
+from vtm_tui.core.lazy import lazy_exports
 
-__all__ = [
-    "RunNotFound", "RunRecord", "RunStore", "cancel", "get_run", "launch", "list_runs", "normalize_gpus",
-    "open_store", "parse_assignments", "rerun", "tail_lines", "wait",
-]
+_EXPORTS = {
+    "lifecycle": ("cancel", "get_run", "launch", "list_runs", "normalize_gpus", "open_store", "parse_assignments",
+                  "rerun", "tail_lines", "wait"),
+    "store": ("RunNotFound", "RunRecord", "RunStore"),
+}
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,12 +11,13 @@ native (servers and /invocations), predict_io (inputs, outputs, Prediction).
 """
 from __future__ import annotations
 
-from vtm_tui.core.serving.fallback import predict_target
-from vtm_tui.core.serving.native import ServerRecord, list_servers, start_native, stop_server
-from vtm_tui.core.serving.predict_io import ClassProbability, ClassShare, Prediction
-from vtm_tui.core.serving.targets import ModelTarget, PinnedTarget, ServerTarget, Target, parse_target
+from vtm_tui.core.lazy import lazy_exports
 
-__all__ = [
-    "ClassProbability", "ClassShare", "ModelTarget", "PinnedTarget", "Prediction", "ServerRecord", "ServerTarget",
-    "Target", "list_servers", "parse_target", "predict_target", "start_native", "stop_server",
-]
+_EXPORTS = {
+    "fallback": ("predict_target",),
+    "native": ("ServerRecord", "list_servers", "start_native", "stop_server"),
+    "predict_io": ("ClassProbability", "ClassShare", "Prediction"),
+    "targets": ("ModelTarget", "PinnedTarget", "ServerTarget", "Target", "parse_target"),
+}
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

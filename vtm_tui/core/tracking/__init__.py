@@ -13,16 +13,16 @@ mlflow itself is imported on first use, never here.
 """
 from __future__ import annotations
 
-from vtm_tui.core.tracking.best import BestQuery, BestRun, NoEligibleRun, UnknownMetric, best_run, resolve_query
-from vtm_tui.core.tracking.client import Tracking
-from vtm_tui.core.tracking.entities import ExperimentInfo, MetricPoint, RunInfo
-from vtm_tui.core.tracking.failures import TrackingError, TrackingUnavailable
-from vtm_tui.core.tracking.probes import INTERACTIVE_HTTP_ENV, interactive_http_limits
-from vtm_tui.core.tracking.register import Registration, register_run
-from vtm_tui.core.tracking.uri import open_tracking, resolve_tracking_uri
+from vtm_tui.core.lazy import lazy_exports
 
-__all__ = [
-    "BestQuery", "BestRun", "ExperimentInfo", "INTERACTIVE_HTTP_ENV", "MetricPoint", "NoEligibleRun", "Registration",
-    "RunInfo", "Tracking", "TrackingError", "TrackingUnavailable", "UnknownMetric", "best_run",
-    "interactive_http_limits", "open_tracking", "register_run", "resolve_query", "resolve_tracking_uri",
-]
+_EXPORTS = {
+    "best": ("BestQuery", "BestRun", "NoEligibleRun", "UnknownMetric", "best_run", "resolve_query"),
+    "client": ("Tracking",),
+    "entities": ("ExperimentInfo", "MetricPoint", "RunInfo"),
+    "failures": ("TrackingError", "TrackingUnavailable"),
+    "probes": ("INTERACTIVE_HTTP_ENV", "interactive_http_limits"),
+    "register": ("Registration", "register_run"),
+    "uri": ("open_tracking", "resolve_tracking_uri"),
+}
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
