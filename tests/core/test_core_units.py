@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from vtm_tui.core.formatting import format_age, format_megabytes, format_rate, format_size
 from vtm_tui.core.runs.lifecycle import normalize_gpus, parse_assignments, tail_lines
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, fraction_done, numeric_metrics, parse_line
 from vtm_tui.core.runs.store import RunStore
@@ -100,6 +101,16 @@ def test_a_bad_variable_is_one_line_naming_it_and_what_it_expects(tmp_path, name
     with pytest.raises(UserError) as caught:
         getattr(settings, attribute)
     assert str(caught.value) == f"{name} must be {expects}, got {value!r}" and caught.value.exit_code == 2
+
+
+def test_sizes_rates_and_ages_have_one_spelling():
+    assert [format_size(n) for n in (None, 0, 999, 1000, 48_213_000, 3_100_000_000, 12e12)] == \
+        ["-", "0 B", "999 B", "1.0 KB", "48.2 MB", "3.1 GB", "12000.0 GB"]
+    assert format_megabytes(90_000_000) == "90.0 MB" and format_megabytes(90e6, 200e6) == "90.0/200.0 MB"
+    assert format_rate(310_400_000) == "310.4 MB/s" and format_rate(310_400_000, digits=0) == "310 MB/s"
+    assert [format_age(s) for s in (None, -5, 59, 60, 7200, 3 * 86400)] == \
+        ["-", "just now", "just now", "1 min ago", "2 h ago", "3 d ago"]
+    assert [format_age(s, compact=True) for s in (30, 300, 7200, 86400)] == ["just now", "5m ago", "2h ago", "1d ago"]
 
 
 def test_store_finish_is_first_writer_wins_and_concurrent_creates(tmp_path):
