@@ -74,6 +74,29 @@ def test_fallback_to_registry_when_tracking_is_down(trained, tmp_path):
     assert "served by: local" in text and "skipped native" in text
 
 
+def test_predict_takes_the_targets_of_the_serving_tab(trained, server, tmp_path):
+    """`vtm predict TARGET`: a server URL, an MLflow alias and a registry NAME@STAGE all reach the
+    running native server; a pinned registry version is the bundle's; an unserved pinned model
+    URI says to serve it first."""
+    vtm, name, _ = trained
+    for target in (f"models:/{name}@release", f"{name}@release", server["url"]):
+        result = json.loads(vtm.run("predict", target, "--random", "--json", check=True).stdout)
+        assert (result["served_by"], result["source"], result["task_type"]) == \
+            ("native", server["url"], "classification"), target
+        assert len(result["top"]) == 3 and len(result["scores"]) == 5
+    assert "served by: native" in vtm.run("predict", f"models:/{name}@release", "--random", check=True).stdout
+    pinned = json.loads(vtm.run("predict", f"{name}@release:1", "--random", "--json", check=True).stdout)
+    assert pinned["served_by"] == "local" and f"registry {name}/release/v1" in pinned["source"]
+    unserved = vtm.run("predict", f"models:/{name}/1", "--random")
+    assert unserved.returncode == 2 and "is not being served: serve it first" in unserved.stderr
+    assert len(unserved.stderr.strip().splitlines()) == 1
+    # A vtm that knows no running server falls back to the registry for the same target.
+    dead = make_vtm_env(tmp_path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}",
+                        VTM_REGISTRY_URL=str(vtm.settings.home / "registry"))
+    local = json.loads(dead.run("predict", f"{name}@release", "--random", "--json", check=True).stdout)
+    assert local["served_by"] == "local" and any("no running model server" in note for note in local["skipped"])
+
+
 def test_serve_errors_are_clear(trained, server):
     vtm, name, _ = trained
     with socket.socket() as taken:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vtm_tui.core.catalog.loader import (
-    DEFAULT_CATALOG_PATH,
+from vtm_tui.core.catalog import (
     CatalogError,
     CatalogErrors,
     FieldValueError,
@@ -15,6 +14,7 @@ from vtm_tui.core.catalog.loader import (
     UnknownTask,
     load_catalog,
 )
+from vtm_tui.settings import PACKAGED_CATALOG
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,7 +95,7 @@ def errors_of(tmp_path: Path, text: str) -> list[CatalogError]:
 
 
 def test_default_catalog_loads():
-    catalog = load_catalog(DEFAULT_CATALOG_PATH)
+    catalog = load_catalog(PACKAGED_CATALOG)
     assert [t.task_type for t in catalog.enabled_tasks()] == ["classification", "segmentation"]
     classification, segmentation = catalog.tasks
     assert classification.runner.start_method == "python_module"
@@ -115,7 +115,7 @@ def test_default_catalog_loads():
 
 def test_repo_root_catalog_is_the_default_one():
     root = REPO / "catalog.yaml"
-    assert root.is_symlink() and root.resolve() == DEFAULT_CATALOG_PATH.resolve()
+    assert root.is_symlink() and root.resolve() == PACKAGED_CATALOG.resolve()
     assert [t.task_type for t in load_catalog(root).tasks] == ["classification", "segmentation"]
 
 
@@ -434,7 +434,7 @@ def test_target_env_var_overrides(tmp_path):
 
 
 def test_default_catalog_argv_and_env_override():
-    task = load_catalog(DEFAULT_CATALOG_PATH).task("classification")
+    task = load_catalog(PACKAGED_CATALOG).task("classification")
     argv = task.build_argv(task.resolve_values({"epochs": "2"}), python="py", environ={})
     assert argv[:4] == ["py", "-u", "-m", "vtm_tui.train.classification"]
     assert argv[argv.index("--epochs") + 1] == "2"

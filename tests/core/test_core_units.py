@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from vtm_tui.core.formatting import format_age, format_megabytes, format_rate, format_size
 from vtm_tui.core.runs.lifecycle import normalize_gpus, parse_assignments, tail_lines
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, fraction_done, numeric_metrics, parse_line
 from vtm_tui.core.runs.store import RunStore
@@ -67,6 +68,49 @@ def test_settings_defaults(tmp_path):
     for bad in ("0", "many", "-1", "33"):
         with pytest.raises(UserError, match="VTM_MLFLOW_WORKERS must be a number of worker processes"):
             Settings.load(cwd=tmp_path, environ={"VTM_MLFLOW_WORKERS": bad})
+
+
+def test_settings_type_every_vtm_variable_and_resolve_paths(tmp_path):
+    (tmp_path / ".env").write_text("VTM_CANCEL_GRACE=3\nVTM_FTP_CA_FILE=certs/ca.pem\n")
+    env = {"VTM_FTP_TIMEOUT": "2.5", "VTM_REGISTRY_GZIP_LEVEL": "6", "VTM_FTP_PASSWORD": "s3cret",
+           "VTM_TB_IMPORT_BATCH_DELAY": "0.5", "VTM_TB_IMPORT_EXIT_AFTER": "4", "VTM_RUN_ID": "7"}
+    settings = Settings.load(cwd=tmp_path, environ=env)
+    assert settings.cancel_grace == 3.0 and settings.ftp_timeout == 2.5 and settings.registry_gzip_level == 6
+    assert settings.ftp_ca_file == tmp_path / "certs" / "ca.pem" and settings.ftp_password == "s3cret"
+    assert (settings.tb_import_batch_delay, settings.tb_import_exit_after, settings.run_id) == (0.5, 4, "7")
+    assert "s3cret" not in repr(settings)
+    child = Settings.from_environ(env, cwd=tmp_path)  # a process vtm started: no .env
+    assert child.cancel_grace == 10.0 and child.ftp_ca_file is None and child.ftp_timeout == 2.5
+    defaults = Settings.from_environ({}, cwd=tmp_path)
+    assert (defaults.ftp_timeout, defaults.registry_gzip_level, defaults.tb_import_exit_after) == (30.0, 0, 0)
+
+
+@pytest.mark.parametrize("name, value, expects", [
+    ("VTM_CANCEL_GRACE", "soon", "a number of seconds (0 or more)"),
+    ("VTM_CANCEL_GRACE", "-1", "a number of seconds (0 or more)"),
+    ("VTM_FTP_TIMEOUT", "0", "a positive number of seconds"),
+    ("VTM_REGISTRY_GZIP_LEVEL", "10", "0-9"),
+    ("VTM_TB_IMPORT_BATCH_DELAY", "nan", "a number of seconds (0 or more)"),
+    ("VTM_TB_IMPORT_EXIT_AFTER", "1.5", "a number of batches (0 or more)"),
+])
+def test_a_bad_variable_is_one_line_naming_it_and_what_it_expects(tmp_path, name, value, expects):
+    settings = Settings.from_environ({name: value}, cwd=tmp_path)  # loads: checked on first use
+    attribute = {"VTM_CANCEL_GRACE": "cancel_grace", "VTM_FTP_TIMEOUT": "ftp_timeout",
+                 "VTM_REGISTRY_GZIP_LEVEL": "registry_gzip_level", "VTM_TB_IMPORT_BATCH_DELAY":
+                 "tb_import_batch_delay", "VTM_TB_IMPORT_EXIT_AFTER": "tb_import_exit_after"}[name]
+    with pytest.raises(UserError) as caught:
+        getattr(settings, attribute)
+    assert str(caught.value) == f"{name} must be {expects}, got {value!r}" and caught.value.exit_code == 2
+
+
+def test_sizes_rates_and_ages_have_one_spelling():
+    assert [format_size(n) for n in (None, 0, 999, 1000, 48_213_000, 3_100_000_000, 12e12)] == \
+        ["-", "0 B", "999 B", "1.0 KB", "48.2 MB", "3.1 GB", "12000.0 GB"]
+    assert format_megabytes(90_000_000) == "90.0 MB" and format_megabytes(90e6, 200e6) == "90.0/200.0 MB"
+    assert format_rate(310_400_000) == "310.4 MB/s" and format_rate(310_400_000, digits=0) == "310 MB/s"
+    assert [format_age(s) for s in (None, -5, 59, 60, 7200, 3 * 86400)] == \
+        ["-", "just now", "just now", "1 min ago", "2 h ago", "3 d ago"]
+    assert [format_age(s, compact=True) for s in (30, 300, 7200, 86400)] == ["just now", "5m ago", "2h ago", "1d ago"]
 
 
 def test_store_finish_is_first_writer_wins_and_concurrent_creates(tmp_path):

@@ -10,8 +10,10 @@ import pytest
 from fixtures.ftp import crafted_tar_gz, write_checkpoint
 
 from vtm_tui.core.registry import IntegrityError, InvalidName, UnsafeBundle, layout
-from vtm_tui.core.registry.bundle import BundleLimits, BundleScanner, BundleWriter, gzip_level, scan_file
+from vtm_tui.core.registry.bundle import BundleWriter
+from vtm_tui.core.registry.bundle_reader import BundleLimits, BundleScanner, scan_file
 from vtm_tui.core.registry.layout import FileEntry, Manifest
+from vtm_tui.settings import Settings
 
 
 def build(files, metadata=None, level=0) -> tuple[bytes, BundleWriter]:
@@ -46,6 +48,10 @@ def test_store_level_is_the_default_and_configurable(tmp_path):
     assert gzip_level({}) == 0 and gzip_level({"VTM_REGISTRY_GZIP_LEVEL": "6"}) == 6
     with pytest.raises(Exception, match="0-9"):
         gzip_level({"VTM_REGISTRY_GZIP_LEVEL": "fast"})
+
+
+def gzip_level(env: dict) -> int:
+    return Settings.from_environ(env).registry_gzip_level
 
 
 def test_scanner_extracts_and_checks_against_the_manifest(tmp_path):

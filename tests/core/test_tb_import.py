@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from fixtures.vtm import REPO, VTM_BIN, base_env, free_port
 
+from vtm_tui.core.tensorboard import FILE_TAG, SLOT_TAG, find_event_dirs, format_report, import_tensorboard
 from vtm_tui.core.tensorboard.events import EventDecoder, mlflow_key, tensor_scalar
-from vtm_tui.core.tensorboard.importer import FILE_TAG, SLOT_TAG, find_event_dirs, format_report, import_tensorboard
 from vtm_tui.core.tensorboard.tfrecord import encode_record, masked_crc, read_records
 from vtm_tui.errors import UserError
 from vtm_tui.script.import_steps import step_import_tb

@@ -19,19 +19,19 @@ import pytest
 from fixtures.vtm import VTM_BIN, base_env, free_port
 
 from vtm_tui.core.formatting import redact_url
+from vtm_tui.core.tracking import (
+    INTERACTIVE_HTTP_ENV,
+    RunInfo,
+    Tracking,
+    TrackingUnavailable,
+    interactive_http_limits,
+)
 from vtm_tui.core.tracking.best import (
     NoEligibleRun,
     UnknownMetric,
     best_run,
     resolve_query,
     select_best,
-)
-from vtm_tui.core.tracking.client import (
-    INTERACTIVE_HTTP_ENV,
-    RunInfo,
-    Tracking,
-    TrackingUnavailable,
-    interactive_http_limits,
 )
 from vtm_tui.core.tracking.register import find_logged_model, register_run, validate_alias
 from vtm_tui.errors import UserError

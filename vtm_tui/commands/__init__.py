@@ -12,14 +12,6 @@ def print_json(data) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
 def run_reporting_user_errors(prog: str, call) -> int:
     """call() -> exit code; a UserError prints one line (`PROG: error: MESSAGE`) and exits with
     its exit_code (2 for usage and input errors), never a traceback."""

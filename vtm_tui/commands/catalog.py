@@ -8,7 +8,7 @@ from vtm_tui.settings import Settings
 
 
 def cmd_catalog(args, settings: Settings) -> int:
-    from vtm_tui.core.catalog.loader import load_catalog
+    from vtm_tui.core.catalog import load_catalog
 
     path = Path(args.path) if getattr(args, "path", None) else settings.catalog_path
     catalog = load_catalog(path)

@@ -1,7 +1,6 @@
 """`vtm ftp serve`: a small FTP server for the registry, for teams that have none."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,13 +12,13 @@ from vtm_tui.settings import Settings
 def cmd_ftp(args, settings: Settings) -> int:
     from vtm_tui.core.registry import ftp_server
 
-    password = settings.env.get(args.password_env) or os.environ.get(args.password_env)
+    password = settings.value(args.password_env)
     if not password:
         raise UserError(f"set {args.password_env} to the password FTP clients will log in with "
                         f"(or name another variable with --password-env)")
     users = [ftp_server.FtpUser(args.user, password, writable=not args.read_only)]
     if args.read_only_user:
-        ro_password = settings.env.get(args.read_only_password_env) or os.environ.get(args.read_only_password_env)
+        ro_password = settings.value(args.read_only_password_env)
         if not ro_password:
             raise UserError(f"--read-only-user needs {args.read_only_password_env} (its password)")
         if args.read_only_user == args.user:

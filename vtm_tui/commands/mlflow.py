@@ -2,7 +2,6 @@
 runs, run, history, best, register) against it or any --tracking-uri."""
 from __future__ import annotations
 
-import sys
 import time
 
 from vtm_tui.commands import EXIT_FAILED, EXIT_OK, print_json
@@ -20,7 +19,7 @@ def _server(args, settings: Settings) -> int:
 
     if args.mlflow_action == "up":
         if args.backend_store_uri:
-            from vtm_tui.core.tracking.client import check_database_uri
+            from vtm_tui.core.tracking.probes import check_database_uri
 
             check_database_uri(args.backend_store_uri)  # fail in seconds, not after MLflow's retries
         state = mlflow_server.up(settings, port=args.port, backend_store_uri=args.backend_store_uri)
@@ -120,11 +119,10 @@ def _best(args, tracking, settings: Settings) -> int:
         raise UserError("--register needs --model NAME (or --task, for the catalog's modelName)")
     try:
         best = best_run(tracking, query.experiment, query.metric, query.mode, query.filter)
-    except NoEligibleRun as exc:
+    except NoEligibleRun as exc:  # a UserError (exit code 1); --json also gets the counts on stdout
         if args.json:
             print_json(exc.to_json())
-        print(f"vtm: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise
     registration = None
     if register:
         from vtm_tui.core.tracking.register import register_run
@@ -146,7 +144,7 @@ def _register(args, tracking, settings: Settings) -> int:
 
     model, artifact_path = args.model, args.artifact_path
     if args.task:
-        from vtm_tui.core.catalog.loader import load_catalog
+        from vtm_tui.core.catalog import load_catalog
 
         defaults = load_catalog(settings.catalog_path).task(args.task).mlflow
         model, artifact_path = model or defaults.model_name, artifact_path or defaults.artifact_path

@@ -8,7 +8,8 @@ import threading
 import time
 from contextlib import contextmanager
 
-from vtm_tui.commands import EXIT_FAILED, EXIT_OK, print_json
+from vtm_tui.commands import EXIT_OK, print_json
+from vtm_tui.core.formatting import format_megabytes, format_rate
 from vtm_tui.settings import Settings
 
 EXIT_INTERRUPTED = 130
@@ -29,9 +30,9 @@ class _ProgressLine:
         if not self.tty or (now - self.last < 0.1 and (total is None or done < total)):
             return
         self.last = now
-        rate = done / max(now - self.started, 1e-6) / 1e6
-        part = f"{done / total:4.0%} {done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-        sys.stderr.write(f"\r\x1b[2K{self.label} {part} {rate:.0f} MB/s")
+        rate = format_rate(done / max(now - self.started, 1e-6), digits=0)
+        part = f"{done / total:4.0%} {format_megabytes(done, total)}" if total else format_megabytes(done)
+        sys.stderr.write(f"\r\x1b[2K{self.label} {part} {rate}")
         sys.stderr.flush()
         self.shown = True
 
@@ -80,7 +81,7 @@ def _print_ls(args, settings: Settings, registry) -> int:
             metric = f"{m.metric.get('name')}={m.metric.get('value'):.4g}" if m.metric and isinstance(
                 m.metric.get("value"), (int, float)) else "-"
             print(f"{str(info.version) + (' *' if info.latest else ''):>7}  {m.created:<20} "
-                  f"{m.bundle_size / 1e6:>6.1f} MB  {m.bundle_sha256[:12]:<12}  {metric:<24} {_source(m.source)}")
+                  f"{format_megabytes(m.bundle_size):>9}  {m.bundle_sha256[:12]:<12}  {metric:<24} {_source(m.source)}")
         print("* latest")
         return EXIT_OK
     models = [args.model] if args.model else registry.list_models()
@@ -159,13 +160,11 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
                     metric=args.metric, mode=args.mode, model=args.model, artifact_path=args.artifact_path,
                     filter=args.filter, set_latest=args.set_latest, convert_standard=args.convert_standard,
                     tracking_uri=args.tracking_uri, progress=progress, cancel=cancel)
-            except NoEligibleRun as exc:
-                progress.end()
+            except NoEligibleRun as exc:  # a UserError (exit code 1); --json also gets the counts on stdout
                 if args.json:
+                    progress.end()
                     print_json(exc.to_json())
-                else:
-                    print(f"vtm: {exc}", file=sys.stderr)
-                return EXIT_FAILED
+                raise
         elif action == "promote":
             result = registry.promote(args.model, args.version, args.from_stage, args.to_stage,
                                       set_latest=args.set_latest, progress=progress, cancel=cancel)

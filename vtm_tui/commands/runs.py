@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
-from vtm_tui.commands import EXIT_FAILED, EXIT_OK, format_duration, print_json
+from vtm_tui.commands import EXIT_FAILED, EXIT_OK, print_json
+from vtm_tui.core.formatting import format_duration
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 

@@ -1,9 +1,9 @@
-"""`vtm serve native|ls|stop` and `vtm predict`: MLflow native serving first, the registry
-bundle with the local loader as fallback."""
+"""`vtm serve native|ls|stop` and `vtm predict [TARGET]`: MLflow native serving first, the
+registry bundle with the local loader as fallback. TARGET follows core/serving/targets.py, the
+grammar the Serving tab's target field follows too."""
 from __future__ import annotations
 
 from vtm_tui.commands import EXIT_OK, print_json
-from vtm_tui.core.serving.predict_io import parse_shape, result_lines
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
@@ -34,22 +34,29 @@ def cmd_serve(args, settings: Settings) -> int:
 
 
 def cmd_predict(args, settings: Settings) -> int:
-    from vtm_tui.core.serving import fallback
+    from vtm_tui.core.serving.fallback import predict_target
+    from vtm_tui.core.serving.predict_io import parse_shape
+    from vtm_tui.core.serving.targets import ModelTarget, ServerTarget, parse_target
 
     shape = parse_shape(args.shape)
-    if args.url:
-        result = fallback.predict_via_url(settings, args.url, args.input, random=args.random, shape=shape,
-                                          task_type=args.task_type, top_k=args.top_k, mask_path=args.mask)
+    if args.target:
+        if args.stage is not None or args.version is not None:
+            raise UserError("a TARGET carries its stage and version (NAME@STAGE:VERSION): "
+                            "--stage and --version go with --model")
+        target = parse_target(args.target)
+    elif args.url:
+        target = ServerTarget(args.url)
     elif args.model:
-        result = fallback.predict_model(settings, args.model, stage=args.stage, version=args.version,
-                                        native=args.native, source=args.input, random=args.random,
-                                        top_k=args.top_k, mask_path=args.mask, registry=args.registry)
+        target = ModelTarget(args.model, args.stage or "release", args.version or "latest")
     else:
         raise UserError("give --url URL (a running model server) or --model NAME (the registry)")
+    result = predict_target(settings, target, source=args.input, random=args.random, native=args.native,
+                            top_k=args.top_k, mask_path=args.mask, registry=args.registry, shape=shape,
+                            task_type=args.task_type)
     if args.json:
-        print_json(result)
+        print_json(result.to_json())
     else:
-        print("\n".join(result_lines(result)))
+        print("\n".join(result.lines()))
     return EXIT_OK
 
 
@@ -69,10 +76,14 @@ def register(sub) -> None:
 
     predict = sub.add_parser("predict", help="predict with a served model, or locally from the registry")
     target = predict.add_mutually_exclusive_group()
+    target.add_argument("target", nargs="?", metavar="TARGET",
+                        help="http://HOST:PORT (a model server), models:/NAME@ALIAS or NAME@STAGE[:VERSION] "
+                             "(native server if running, or --native, else the registry bundle), "
+                             "models:/NAME/VERSION or runs:/RUN_ID/PATH (a running server for it)")
     target.add_argument("--url", help="a model server, e.g. http://127.0.0.1:5002")
     target.add_argument("--model", help="registry model name: native server if running (or --native), else local")
-    predict.add_argument("--stage", default="release", choices=["dev", "release"])
-    predict.add_argument("--version", default="latest", help="latest or a version number")
+    predict.add_argument("--stage", choices=["dev", "release"], help="with --model (default: release)")
+    predict.add_argument("--version", help="with --model: latest (default) or a version number")
     predict.add_argument("--native", action="store_true",
                          help="serve natively through MLflow (models:/NAME@STAGE) when possible")
     predict.add_argument("--registry", help="registry URL (default: VTM_REGISTRY_URL or the local folder)")

@@ -54,7 +54,7 @@ class ProgressBar:
 
 
 def cmd_import_tb(args, settings: Settings) -> int:
-    from vtm_tui.core.tensorboard.importer import format_report, import_tensorboard
+    from vtm_tui.core.tensorboard import format_report, import_tensorboard
 
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")

@@ -78,6 +78,7 @@ def is_running(pid: int | None, *markers: str) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
+    """True while any process of process group `pgid` lives (one we may not signal counts)."""
     try:
         os.killpg(pgid, 0)
         return True
@@ -88,6 +89,7 @@ def group_alive(pgid: int) -> bool:
 
 
 def signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to process group `pgid`; False when the group is gone or not ours to signal."""
     try:
         os.killpg(pgid, sig)
         return True

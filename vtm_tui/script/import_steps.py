@@ -7,7 +7,7 @@ from pathlib import Path
 def step_import_tb(ctx, spec) -> None:
     """Script step `import_tb: {tensorboard_dir, tracking_uri, experiment_name, run_name,
     flatten_tags}` (or `import_tb: DIR`). Problems fail the step (exit code 1)."""
-    from vtm_tui.core.tensorboard.importer import format_report, import_tensorboard
+    from vtm_tui.core.tensorboard import format_report, import_tensorboard
     from vtm_tui.script.context import StepFailed, step_spec
 
     allowed = {"tensorboard_dir", "tracking_uri", "experiment_name", "run_name", "flatten_tags"}

@@ -35,29 +35,30 @@ def step_serve(ctx, spec) -> None:
 
 
 def step_predict(ctx, spec) -> None:
-    from vtm_tui.core.serving import fallback, native
-    from vtm_tui.core.serving.predict_io import parse_shape, result_lines
+    from vtm_tui.core.serving import native
+    from vtm_tui.core.serving.fallback import predict_target
+    from vtm_tui.core.serving.predict_io import parse_shape
+    from vtm_tui.core.serving.targets import ModelTarget, ServerTarget
     from vtm_tui.script.context import StepFailed, step_spec
 
     spec = step_spec(spec, "model", PREDICT_KEYS, {"modelName": "model", "topK": "top_k"})
-    common = dict(random=bool(spec.get("random")), top_k=int(spec.get("top_k") or 3),
-                  mask_path=spec.get("mask"))
     if spec.get("url"):
         url = str(spec["url"])
         if not url.startswith("http"):
             url = native.get_server(ctx.settings, _server_ref(ctx, url)).url
-        result = fallback.predict_via_url(ctx.settings, url, spec.get("input"),
-                                          shape=parse_shape(spec.get("shape")), **common)
+        target = ServerTarget(url)
     elif spec.get("model"):
-        result = fallback.predict_model(ctx.settings, str(spec["model"]), stage=spec.get("stage") or "release",
-                                        version=spec.get("version") or "latest", native=bool(spec.get("native")),
-                                        source=spec.get("input"), registry=spec.get("registry"), **common)
+        target = ModelTarget(str(spec["model"]), spec.get("stage") or "release", spec.get("version") or "latest")
     else:
         raise StepFailed("predict needs `url` (a model server or serve label) or `model`", 2)
-    ctx.log("\n".join(result_lines(result)))
+    result = predict_target(ctx.settings, target, source=spec.get("input"), random=bool(spec.get("random")),
+                            native=bool(spec.get("native")), top_k=int(spec.get("top_k") or 3),
+                            mask_path=spec.get("mask"), registry=spec.get("registry"),
+                            shape=parse_shape(spec.get("shape")) if spec.get("url") else None)
+    ctx.log("\n".join(result.lines()))
     expected = spec.get("expect_served_by")
-    if expected and result["served_by"] != expected:
-        raise StepFailed(f"served by {result['served_by']}, expected {expected}", 1)
+    if expected and result.served_by != expected:
+        raise StepFailed(f"served by {result.served_by}, expected {expected}", 1)
 
 
 def step_stop(ctx, spec) -> None:

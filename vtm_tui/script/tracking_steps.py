@@ -94,7 +94,7 @@ def step_register(ctx, spec) -> None:
     spec = _spec(spec, "run", REGISTER_KEYS)
     model, artifact_path = spec.get("model"), spec.get("artifact_path")
     if spec.get("task"):
-        from vtm_tui.core.catalog.loader import load_catalog
+        from vtm_tui.core.catalog import load_catalog
 
         defaults = load_catalog(ctx.settings.catalog_path).task(spec["task"]).mlflow
         model, artifact_path = model or defaults.model_name, artifact_path or defaults.artifact_path

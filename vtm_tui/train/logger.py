@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from vtm_tui.core.runs.progress import format_meta, format_progress
+from vtm_tui.settings import Settings
 
 DEFAULT_EXPERIMENT = "void-train-manager"
 DEFAULT_TB_DIR = os.path.join(".", "outputs", "tensorboard", "{run_name}")
-RUN_ID_ENV = "VTM_RUN_ID"
 RUN_ID_TAG = "vtm.run_id"
 
 
@@ -107,7 +107,7 @@ class TrainingLogger:
         self._mlflow = mlflow
         experiment = mlflow.set_experiment(self.experiment_name)
         tags = dict(self.tags)
-        vtm_run_id = os.environ.get(RUN_ID_ENV)
+        vtm_run_id = Settings.from_environ().run_id
         if vtm_run_id:
             tags[RUN_ID_TAG] = vtm_run_id
         run = mlflow.start_run(

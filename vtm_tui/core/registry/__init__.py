@@ -14,8 +14,8 @@ thread; setting the `threading.Event` cancels a transfer within ~50 ms and raise
 Errors are RegistryError subclasses with messages fit to show as is (never a password);
 RegistryUsageError, NotFound and VersionConflict are also UserErrors (exit code 2).
 
-Backends implement base.Backend: local.LocalBackend (`file:///path` or a plain path) and
-ftp.FtpBackend (`ftp://user@host:port/root`, `ftps://` for explicit TLS).
+Backends implement base.Backend: folder_backend.FolderBackend (`file:///path` or a plain path)
+and ftp_backend.FtpBackend (`ftp://user@host:port/root`, `ftps://` for explicit TLS).
 """
 from __future__ import annotations
 
@@ -41,9 +41,11 @@ from vtm_tui.core.registry.base import (
     UnsafeBundle,
     VersionConflict,
 )
-from vtm_tui.core.registry.bundle import BundleLimits
+from vtm_tui.core.registry.bundle_reader import BundleLimits
 from vtm_tui.core.registry.layout import STAGES, InvalidName, Manifest
-from vtm_tui.core.registry.ops import PublishResult, PullResult, Registry, VersionInfo
+from vtm_tui.core.registry.ops import Registry
+from vtm_tui.core.registry.results import PublishResult, PullResult, VersionInfo
+from vtm_tui.settings import Settings
 
 __all__ = [
     "AuthError", "Backend", "BundleLimits", "Cancelled", "ConnectError", "Entry", "IntegrityError",
@@ -54,44 +56,56 @@ __all__ = [
 ]
 
 
-def default_registry_url(settings) -> str:
+def default_registry_url(settings: Settings) -> str:
+    """The folder registry every vtm has: `file://` URL of <VTM_HOME>/registry."""
     return (Path(settings.home) / "registry").resolve().as_uri()
 
 
-def registry_url(settings, url: str | None = None) -> str:
+def registry_url(settings: Settings, url: str | None = None) -> str:
     """--registry, else VTM_REGISTRY_URL, else the folder <VTM_HOME>/registry."""
-    return url or getattr(settings, "registry_url", None) or default_registry_url(settings)
+    return url or settings.registry_url or default_registry_url(settings)
 
 
 def open_backend(url: str, *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike | None = None,
                  password: str | Callable[[], str] | None = None, interactive: bool | None = None,
                  timeout: float | None = None) -> Backend:
+    """The backend for a registry URL: `ftp://user@host:port/root` or `ftps://...` (FtpBackend),
+    `file:///path` or a plain path, relative to `cwd` (FolderBackend). Nothing connects yet.
+
+    env: the variables the FTP backend is configured from (VTM_FTP_PASSWORD, VTM_FTP_TIMEOUT,
+    VTM_FTP_CA_FILE, NETRC), read through Settings.from_environ; default os.environ. timeout
+    (seconds) overrides VTM_FTP_TIMEOUT. RegistryUsageError for an unusable URL; UserError for a
+    bad variable."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("ftp", "ftps", "ftpes"):
-        from vtm_tui.core.registry.ftp import FtpBackend
+        from vtm_tui.core.registry.ftp_backend import FtpBackend
 
-        return FtpBackend(url, password=password, env=env, interactive=interactive, timeout=timeout)
-    from vtm_tui.core.registry.local import LocalBackend
+        settings = Settings.from_environ(env, Path(cwd) if cwd else None)
+        return FtpBackend(url, password=password, env_password=settings.ftp_password,
+                          netrc_file=settings.netrc_file, interactive=interactive,
+                          timeout=settings.ftp_timeout if timeout is None else timeout,
+                          ca_file=settings.ftp_ca_file)
+    from vtm_tui.core.registry.folder_backend import FolderBackend
 
     if scheme == "file":
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise RegistryUsageError(f"file URLs name a local folder (file:///path), got host {parts.netloc!r}")
-        return LocalBackend(unquote(parts.path))
+        return FolderBackend(unquote(parts.path))
     if scheme:
         raise RegistryUsageError(f"unsupported registry URL scheme {scheme!r}: use ftp://, ftps:// or file://")
     path = Path(url).expanduser()
-    return LocalBackend(path if path.is_absolute() else Path(cwd or Path.cwd()) / path)
+    return FolderBackend(path if path.is_absolute() else Path(cwd or Path.cwd()) / path)
 
 
-def open_registry(settings, url: str | None = None, *, password: str | Callable[[], str] | None = None,
+def open_registry(settings: Settings, url: str | None = None, *, password: str | Callable[[], str] | None = None,
                   interactive: bool | None = None, limits: BundleLimits | None = None,
                   timeout: float | None = None) -> Registry:
     """The registry of --registry / VTM_REGISTRY_URL / <VTM_HOME>/registry. Connects lazily.
 
     password: a string or a callable asked only when the server wants one (the TUI's prompt);
-    otherwise VTM_FTP_PASSWORD, ~/.netrc, or getpass when stdin is a terminal."""
-    env = dict(getattr(settings, "env", None) or os.environ)
-    backend = open_backend(registry_url(settings, url), env=env, cwd=getattr(settings, "workdir", None),
+    otherwise VTM_FTP_PASSWORD, ~/.netrc, or getpass when stdin is a terminal (interactive None:
+    when stdin is one). UserError for a bad VTM_REGISTRY_GZIP_LEVEL or VTM_FTP_* value."""
+    backend = open_backend(registry_url(settings, url), env=settings.env, cwd=settings.workdir,
                            password=password, interactive=interactive, timeout=timeout)
-    return Registry(backend, env=env, limits=limits)
+    return Registry(backend, gzip_level=settings.registry_gzip_level, limits=limits)

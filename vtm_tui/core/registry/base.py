@@ -1,8 +1,8 @@
 """The one small interface every registry backend implements, and the registry's errors.
 
 Backends move bytes and names; they know nothing of models, versions or manifests (that is
-ops.py). Paths are relative POSIX paths under the registry root, built by layout.py only.
-Every call blocks; a backend object belongs to one thread at a time.
+browse.py, publishing.py and ops.py). Paths are relative POSIX paths under the registry root,
+built by layout.py only. Every call blocks; a backend object belongs to one thread at a time.
 """
 from __future__ import annotations
 
@@ -81,12 +81,15 @@ class Cancelled(RegistryError):
 
 
 def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise Cancelled when the caller's cancel event is set (None: never)."""
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
 
 
 @dataclass(frozen=True)
 class Entry:
+    """One directory entry: name, whether it is a directory, size in bytes (None when the
+    server does not say)."""
     name: str
     is_dir: bool
     size: int | None = None
@@ -152,6 +155,7 @@ class Backend(ABC):
         return b"".join(parts)
 
     def write_bytes(self, path: str, data: bytes) -> None:
+        """Create or overwrite a small file with `data` (manifests, LATEST)."""
         view = memoryview(data)
         pos = 0
 

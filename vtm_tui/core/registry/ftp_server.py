@@ -45,6 +45,7 @@ def _loop_exceptions(loop, context) -> None:
 
 @dataclass(frozen=True)
 class FtpUser:
+    """A login of `vtm ftp serve`: name, password (never shown in a repr), whether it may write."""
     name: str
     password: str
     writable: bool = True
@@ -54,6 +55,8 @@ class FtpUser:
 
 
 def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1): plain FTP stays on the
+    machine there."""
     if host == "localhost":
         return True
     try:
@@ -85,6 +88,10 @@ def make_server(root: Path, users: list[FtpUser], *, block_size: int = BLOCK_SIZ
 async def serve(root: Path, users: list[FtpUser], host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                 ready: Callable[[str, int], None] | None = None, stop: asyncio.Event | None = None,
                 **server_options) -> None:
+    """Serve `root` over FTP on host:port to `users` until `stop` is set (forever without one).
+
+    ready(host, port) is called once it listens (port 0 picks a free one). UserError when the
+    address cannot be bound. server_options go to make_server (block size, ...)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     asyncio.get_running_loop().set_exception_handler(_loop_exceptions)
@@ -150,12 +157,15 @@ class ServerThread:
             self._ready.set()
 
     def start(self, timeout: float = 10.0) -> "ServerThread":
+        """Start serving on the thread; returns once it listens (RuntimeError if it did not within
+        `timeout` seconds). `port` is then the bound port."""
         self._thread.start()
         if not self._ready.wait(timeout) or self._error:
             raise RuntimeError(f"FTP server did not start: {self._error!r}")
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Ask the server to stop and wait up to `timeout` seconds for the thread."""
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             try:
                 self._loop.call_soon_threadsafe(self._stop.set)

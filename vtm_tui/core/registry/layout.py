@@ -39,6 +39,8 @@ def _shown(value) -> str:
 
 
 def check_model(name) -> str:
+    """`name` when it is a valid registry model name (1-128 of letters, digits, '.', '_', '-',
+    not starting with '.' or '-', no '..'); InvalidName otherwise."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise InvalidName(f"invalid model name {_shown(name)}: use 1-128 letters, digits, '.', '_' "
                           f"or '-', starting with a letter, digit or '_' (no '/', '..' or control characters)")
@@ -46,6 +48,7 @@ def check_model(name) -> str:
 
 
 def check_stage(stage) -> str:
+    """`stage` when it is one of STAGES (dev, release); InvalidName otherwise."""
     if stage not in STAGES:
         raise InvalidName(f"invalid stage {_shown(stage)}: use one of {', '.join(STAGES)}")
     return stage
@@ -87,23 +90,28 @@ def parse_latest(data: bytes | None) -> int | None:
 
 
 def stage_dir(model: str, stage: str) -> str:
+    """`MODEL/STAGE`, the stage's folder under the registry root (names checked)."""
     return f"{check_model(model)}/{check_stage(stage)}"
 
 
 def version_dir(model: str, stage: str, version: int) -> str:
+    """`MODEL/STAGE/VERSION`, a version's folder under the registry root (names checked)."""
     return f"{stage_dir(model, stage)}/{check_version(version)}"
 
 
 def temp_name(prefix: str) -> str:
+    """`.PREFIX-<32 hex>`: a hidden, unique name for a file being written (never a version name)."""
     return f".{prefix}-{uuid.uuid4().hex}"
 
 
 def utc_now() -> str:
+    """The current time as the manifest writes it: `YYYY-MM-DDTHH:MM:SSZ` (UTC, ISO 8601)."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
 class FileEntry:
+    """A bundle member as the manifest lists it: name, size in bytes, sha256 hex."""
     name: str
     size: int
     sha256: str
@@ -133,22 +141,27 @@ class Manifest:
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
+        """The manifest as a JSON object (every field, plus "bundle": the bundle's file name)."""
         data = asdict(self)
         data["bundle"] = BUNDLE_NAME
         return data
 
     def dumps(self) -> bytes:
+        """manifest.json's bytes: to_json() as sorted, indented UTF-8 JSON with a final newline."""
         return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     def file(self, name: str) -> FileEntry | None:
+        """The entry of member `name`, or None."""
         return next((f for f in self.files if f.name == name), None)
 
     @property
     def checkpoint_name(self) -> str | None:
+        """The checkpoint member's name (checkpoint.pth or checkpoint.pt), or None."""
         return next((f.name for f in self.files if f.name.startswith("checkpoint.")), None)
 
     @property
     def has_standard(self) -> bool:
+        """True when the bundle holds model-standard.pt (the Torch Standard file)."""
         return self.file("model-standard.pt") is not None
 
     @classmethod

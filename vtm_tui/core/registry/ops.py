@@ -1,4 +1,5 @@
-"""Registry operations over any backend: browse, publish, promote, pull.
+"""Registry operations over any backend: the facade the faces call (browse.py reads,
+publishing.py commits, this module publishes checkpoints, promotes and pulls).
 
 Protocol (see layout.py for the paths):
 
@@ -28,290 +29,36 @@ concurrent publishers end with LATEST at the higher of their versions.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from vtm_tui.core.registry import layout
-from vtm_tui.core.registry.base import (
-    Backend,
-    Cancelled,
-    IntegrityError,
-    ManifestError,
-    NotFound,
-    Progress,
-    RegistryError,
-    RegistryUsageError,
-    VersionConflict,
-)
-from vtm_tui.core.registry.bundle import (
-    CHECKPOINT_NAMES,
-    STANDARD_NAME,
-    BundleLimits,
-    BundleScanner,
-    BundleWriter,
-    gzip_level,
-    scan_file,
-)
-from vtm_tui.core.registry.layout import (
-    BUNDLE_NAME,
-    LATEST_NAME,
-    MANIFEST_NAME,
-    MAX_LATEST_BYTES,
-    MAX_MANIFEST_BYTES,
-    STAGES,
-    FileEntry,
-    Manifest,
-)
-from vtm_tui.core.registry.pipe import Prefetch, Worker
-
-log = logging.getLogger(__name__)
-MAX_CLAIM_ATTEMPTS = 1000
-LATEST_ATTEMPTS = 8
+from vtm_tui.core.registry.base import Backend, Cancelled, IntegrityError, Progress, RegistryUsageError
+from vtm_tui.core.registry.bundle import STANDARD_NAME, BundleWriter
+from vtm_tui.core.registry.bundle_reader import BundleLimits, BundleScanner, scan_file
+from vtm_tui.core.registry.layout import BUNDLE_NAME, MANIFEST_NAME, Manifest
+from vtm_tui.core.registry.pipe import Worker
+from vtm_tui.core.registry.publishing import FileSource, RegistryWriter
+from vtm_tui.core.registry.results import PublishResult, PullResult
+from vtm_tui.settings import DEFAULT_GZIP_LEVEL
 
 
-@dataclass
-class VersionInfo:
-    model: str
-    stage: str
-    version: int
-    manifest: Manifest
-    latest: bool = False
-
-    def to_json(self) -> dict:
-        return {**self.manifest.to_json(), "latest": self.latest}
-
-
-@dataclass
-class PublishResult:
-    model: str
-    stage: str
-    version: int
-    manifest: Manifest
-    created: bool  # False: identical content was already there, nothing was written
-    latest: int | None = None  # LATEST after the publish (None: not touched)
-    seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.model}/{self.stage}/{self.version}"
-
-    def summary(self) -> str:
-        m = self.manifest
-        what = (f"published {self.ref}" if self.created
-                else f"{self.ref} already holds this content (same sha256): nothing to do")
-        text = f"{what} (sha256 {m.bundle_sha256[:12]}, {_size(m.bundle_size)}"
-        if self.created and self.seconds:
-            text += f", {self.seconds:.1f} s"
-        text += ")"
-        if self.latest is not None:
-            text += f"; LATEST -> {self.latest}"
-        return text
-
-    def to_json(self) -> dict:
-        return {"model": self.model, "stage": self.stage, "version": self.version,
-                "created": self.created, "latest": self.latest, "seconds": round(self.seconds, 3),
-                "manifest": self.manifest.to_json(), **self.extra}
-
-
-@dataclass
-class PullResult:
-    model: str
-    stage: str
-    version: int
-    path: Path  # the folder with the extracted files and manifest.json
-    manifest: Manifest
-    seconds: float = 0.0
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.path / (self.manifest.checkpoint_name or CHECKPOINT_NAMES[0])
-
-    @property
-    def standard(self) -> Path | None:
-        path = self.path / STANDARD_NAME
-        return path if path.is_file() else None
-
-    @property
-    def files(self) -> dict[str, Path]:
-        return {f.name: self.path / f.name for f in self.manifest.files}
-
-    def summary(self) -> str:
-        return (f"pulled {self.model}/{self.stage}/{self.version} into {self.path} "
-                f"(sha256 {self.manifest.bundle_sha256[:12]} verified, {_size(self.manifest.bundle_size)}"
-                + (f", {self.seconds:.1f} s" if self.seconds else "") + ")")
-
-    def to_json(self) -> dict:
-        return {"model": self.model, "stage": self.stage, "version": self.version, "path": str(self.path),
-                "files": {k: str(v) for k, v in self.files.items()}, "seconds": round(self.seconds, 3),
-                "manifest": self.manifest.to_json()}
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
-class _FileSource:
-    """An existing bundle file, as _publish wants its source (like BundleWriter)."""
-
-    def __init__(self, path: Path, sha256: str, files: list[FileEntry], offset: int = 0, total: int | None = None):
-        self.path, self.sha256, self.files = path, sha256, files
-        self.size = path.stat().st_size
-        self._handle = open(path, "rb", buffering=0)
-        self._done = 0
-        self._offset, self._total = offset, total or self.size
-
-    def read(self, n: int) -> bytes:
-        chunk = self._handle.read(n)
-        self._done += len(chunk)
-        return chunk
-
-    def status(self) -> tuple[int, int]:
-        return self._offset + self._done, self._total
-
-    def drain(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-class Registry:
+class Registry(RegistryWriter):
     """A model registry on a backend. Blocking calls; one thread at a time (open one per
-    worker). Use as a context manager, or call close()."""
+    worker). Use as a context manager, or call close().
 
-    def __init__(self, backend: Backend, *, env: Mapping[str, str] | None = None,
+    gzip_level: of the bundles it builds (VTM_REGISTRY_GZIP_LEVEL); limits: the caps a pulled
+    bundle must respect."""
+
+    def __init__(self, backend: Backend, *, gzip_level: int = DEFAULT_GZIP_LEVEL,
                  limits: BundleLimits | None = None):
-        self.backend = backend
-        self.env = dict(env or {})
+        super().__init__(backend)
         self.limits = limits or BundleLimits()
-        self.gzip_level = gzip_level(self.env)
-
-    @property
-    def url(self) -> str:
-        return self.backend.url
-
-    def __repr__(self) -> str:
-        return f"Registry({self.url!r})"
-
-    def close(self) -> None:
-        self.backend.close()
-
-    def __enter__(self) -> "Registry":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- browsing -----------------------------------------------------------------------------
-
-    def list_models(self) -> list[str]:
-        return sorted(e.name for e in self.backend.list_dir("")
-                      if e.is_dir and layout.NAME_RE.fullmatch(e.name) and ".." not in e.name)
-
-    def list_stages(self, model: str) -> list[str]:
-        layout.check_model(model)
-        present = {e.name for e in self.backend.list_dir(model) if e.is_dir}
-        return [s for s in STAGES if s in present]
-
-    def version_dirs(self, model: str, stage: str) -> list[int]:
-        """Every version directory, committed or not (claimed, being written, abandoned)."""
-        found = (layout.parse_version_name(e.name) for e in self.backend.list_dir(layout.stage_dir(model, stage))
-                 if e.is_dir)
-        return sorted(v for v in found if v is not None)
-
-    def manifest_or_none(self, model: str, stage: str, version: int) -> Manifest | None:
-        """The manifest of a committed version; None when there is none or it is malformed."""
-        path = f"{layout.version_dir(model, stage, version)}/{MANIFEST_NAME}"
-        try:
-            data = self.backend.read_bytes(path, MAX_MANIFEST_BYTES)
-        except IntegrityError as exc:  # oversized
-            log.warning("%s", exc)
-            return None
-        if data is None:
-            return None
-        try:
-            manifest = Manifest.loads(data, f"{self.url}/{path}")
-        except ManifestError as exc:
-            log.warning("%s", exc)
-            return None
-        if (manifest.model, manifest.stage, manifest.version) != (model, stage, version):
-            log.warning("%s/%s: manifest describes %s/%s/%s; ignored", self.url, path,
-                        manifest.model, manifest.stage, manifest.version)
-            return None
-        return manifest
-
-    def versions(self, model: str, stage: str) -> list[int]:
-        """Committed versions, ascending."""
-        return [v for v in self.version_dirs(model, stage) if self.manifest_or_none(model, stage, v)]
-
-    def latest_pointer(self, model: str, stage: str) -> int | None:
-        """What LATEST says (None: missing or garbled), committed or not."""
-        try:
-            data = self.backend.read_bytes(f"{layout.stage_dir(model, stage)}/{LATEST_NAME}", MAX_LATEST_BYTES)
-        except IntegrityError:  # oversized: garbage
-            return None
-        return layout.parse_latest(data)
-
-    def latest(self, model: str, stage: str) -> int | None:
-        """LATEST when it names a committed version, else the highest committed version."""
-        pointer = self.latest_pointer(model, stage)
-        if pointer is not None and self.manifest_or_none(model, stage, pointer) is not None:
-            return pointer
-        for version in reversed(self.version_dirs(model, stage)):
-            if self.manifest_or_none(model, stage, version) is not None:
-                return version
-        return None
-
-    def resolve(self, model: str, stage: str, version="latest") -> int:
-        layout.check_model(model), layout.check_stage(stage)
-        ref = layout.check_version_ref(version)
-        if ref == "latest":
-            found = self.latest(model, stage)
-            if found is None:
-                raise NotFound(f"{self.url}: {model}/{stage} has no committed version")
-            return found
-        return ref
-
-    def read_manifest(self, model: str, stage: str, version="latest") -> Manifest:
-        number = self.resolve(model, stage, version)
-        manifest = self.manifest_or_none(model, stage, number)
-        if manifest is None:
-            raise NotFound(f"{self.url}: {model}/{stage}/{number} does not exist (no valid manifest)")
-        return manifest
-
-    def list_versions(self, model: str, stage: str) -> list[VersionInfo]:
-        """Committed versions with their manifests, ascending; `latest` marks the resolved one."""
-        infos = []
-        for version in self.version_dirs(model, stage):
-            manifest = self.manifest_or_none(model, stage, version)
-            if manifest is not None:
-                infos.append(VersionInfo(model, stage, version, manifest))
-        if infos:
-            pointer = self.latest_pointer(model, stage)
-            chosen = pointer if any(i.version == pointer for i in infos) else infos[-1].version
-            for info in infos:
-                info.latest = info.version == chosen
-        return infos
-
-    def stage_summary(self, model: str, stage: str) -> dict:
-        infos = self.list_versions(model, stage)
-        return {"versions": [i.version for i in infos],
-                "latest": next((i.version for i in infos if i.latest), None),
-                "latest_pointer": self.latest_pointer(model, stage)}
-
-    # -- publishing -----------------------------------------------------------------------------
+        self.gzip_level = gzip_level
 
     def publish_file(self, path: str | os.PathLike, model: str, stage: str = "dev", *,
                      version: int | str | None = None, set_latest: bool = False,
@@ -357,134 +104,6 @@ class Registry:
             finally:
                 writer.close()
 
-    def _publish(self, source, model: str, stage: str, number: int | None, set_latest: bool,
-                 fields: dict, progress: Progress | None, cancel: threading.Event | None) -> PublishResult:
-        """Steps 1-6 of the module docstring. source: BundleWriter or _FileSource."""
-        started = time.monotonic()
-        be = self.backend
-        sdir = layout.stage_dir(model, stage)
-        if number is not None:
-            existing = self.manifest_or_none(model, stage, number)
-            if existing is not None:
-                source.drain()
-                return self._same_or_conflict(existing, source.sha256, set_latest)
-        be.make_dirs(sdir)
-        incoming = f"{sdir}/{layout.temp_name('incoming')}.tar.gz"
-        committed = False
-        claimed = None
-        try:
-            reader = Prefetch(source.read, status=source.status, progress=progress)
-            try:
-                be.write_file(incoming, reader.read, cancel=cancel)
-            finally:
-                reader.close()
-            digest = source.sha256
-            if number is None:
-                for version in reversed(self.version_dirs(model, stage)):
-                    existing = self.manifest_or_none(model, stage, version)
-                    if existing is not None and existing.bundle_sha256 == digest:
-                        be.delete_file(incoming)
-                        return self._same_or_conflict(existing, digest, set_latest)
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("cancelled")
-            claimed = self._claim(model, stage, number, digest)
-            if isinstance(claimed, PublishResult):  # explicit version, published meanwhile, same content
-                be.delete_file(incoming)
-                if set_latest:
-                    claimed.latest = self.advance_latest(model, stage, claimed.version)
-                return claimed
-            vdir = layout.version_dir(model, stage, claimed)
-            be.rename(incoming, f"{vdir}/{BUNDLE_NAME}")
-            manifest = Manifest(model=model, stage=stage, version=claimed, bundle_sha256=digest,
-                                bundle_size=source.size, files=list(source.files), created=layout.utc_now(),
-                                set_latest=set_latest, **fields)
-            staging = f"{vdir}/{layout.temp_name('manifest')}.json"
-            be.write_bytes(staging, manifest.dumps())
-            committed = True  # from the rename on, a failure may hide a success: never undo
-            be.rename(staging, f"{vdir}/{MANIFEST_NAME}")
-        except BaseException:
-            if not committed:
-                self._cleanup(incoming, claimed if isinstance(claimed, int) else None, model, stage)
-            raise
-        result = PublishResult(model, stage, claimed, manifest, True)
-        if set_latest:
-            result.latest = self.advance_latest(model, stage, claimed)
-        result.seconds = time.monotonic() - started
-        return result
-
-    def _same_or_conflict(self, existing: Manifest, digest: str, set_latest: bool) -> PublishResult:
-        if existing.bundle_sha256 != digest:
-            raise VersionConflict(
-                f"{self.url}: {existing.model}/{existing.stage}/{existing.version} exists with other "
-                f"content (sha256 {existing.bundle_sha256[:12]}, this one {digest[:12]}); versions are "
-                f"immutable: publish a new version")
-        result = PublishResult(existing.model, existing.stage, existing.version, existing, False)
-        if set_latest:
-            result.latest = self.advance_latest(existing.model, existing.stage, existing.version)
-        return result
-
-    def _claim(self, model: str, stage: str, number: int | None, digest: str) -> int | PublishResult:
-        be = self.backend
-        if number is not None:
-            if be.claim_dir(layout.version_dir(model, stage, number)):
-                return number
-            existing = self.manifest_or_none(model, stage, number)
-            if existing is not None and existing.bundle_sha256 == digest:
-                return PublishResult(model, stage, number, existing, False)
-            if existing is not None:
-                self._same_or_conflict(existing, digest, False)
-            raise VersionConflict(f"{self.url}: {model}/{stage}/{number} is being published by someone "
-                                  f"else (or an earlier publish of it was interrupted); pick another version")
-        candidate = max(self.version_dirs(model, stage), default=0) + 1
-        for _ in range(MAX_CLAIM_ATTEMPTS):
-            if be.claim_dir(layout.version_dir(model, stage, candidate)):
-                return candidate
-            candidate += 1
-        raise RegistryError(f"{self.url}: could not claim a version of {model}/{stage} after "
-                            f"{MAX_CLAIM_ATTEMPTS} attempts")
-
-    def _cleanup(self, incoming: str, claimed: int | None, model: str, stage: str) -> None:
-        """Best effort after a failed publish: the server may be gone, and then leftovers stay
-        (invisible to readers: temp names and directories without a manifest)."""
-        try:
-            self.backend.delete_file(incoming)
-            if claimed is not None:
-                vdir = layout.version_dir(model, stage, claimed)
-                for entry in self.backend.list_dir(vdir):
-                    if not entry.is_dir:
-                        self.backend.delete_file(f"{vdir}/{entry.name}")
-                self.backend.remove_dir(vdir)
-        except RegistryError as exc:
-            log.info("leftovers of a failed publish stay in %s: %s", self.url, exc)
-
-    def advance_latest(self, model: str, stage: str, version: int) -> int:
-        """Move LATEST forward to `version` (never back) and return what it says afterwards.
-
-        The target is the highest of `version` and any committed higher version whose publisher
-        asked for LATEST (manifest set_latest). Each writer re-reads after writing and rewrites
-        while LATEST is below the target, so the last writer always leaves the highest one."""
-        sdir = layout.stage_dir(model, stage)
-        be = self.backend
-        for attempt in range(LATEST_ATTEMPTS):
-            target = version
-            for other in self.version_dirs(model, stage):
-                if other > target:
-                    manifest = self.manifest_or_none(model, stage, other)
-                    if manifest is not None and manifest.set_latest:
-                        target = other
-            current = self.latest_pointer(model, stage)
-            if current is not None and current >= target and self.manifest_or_none(model, stage, current):
-                return current
-            staging = f"{sdir}/{layout.temp_name('latest')}"
-            be.write_bytes(staging, f"{target}\n".encode("ascii"))
-            try:
-                be.rename(staging, f"{sdir}/{LATEST_NAME}", replace=True)
-            except RegistryError:
-                be.delete_file(staging)
-                if attempt == LATEST_ATTEMPTS - 1:
-                    raise
-        return self.latest_pointer(model, stage) or version
-
     # -- promote ------------------------------------------------------------------------------
 
     def promote(self, model: str, version="latest", from_stage: str = "dev", to_stage: str = "release", *,
@@ -501,7 +120,7 @@ class Registry:
         with tempfile.TemporaryDirectory(prefix="vtm-promote-") as tmp:
             bundle = Path(tmp) / BUNDLE_NAME
             self._download_verified(manifest, bundle, progress=progress, total=total, cancel=cancel)
-            source = _FileSource(bundle, manifest.bundle_sha256, manifest.files,
+            source = FileSource(bundle, manifest.bundle_sha256, manifest.files,
                                  offset=manifest.bundle_size, total=total)
             try:
                 fields = {"source": {"type": "promotion", "from_stage": from_stage,

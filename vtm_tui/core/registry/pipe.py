@@ -40,6 +40,8 @@ class Worker:
                     self._error = exc
 
     def put(self, item) -> None:
+        """Queue an item for the worker (blocks while the queue is full); re-raises the worker's
+        error, if it failed."""
         if self._error is not None:
             raise self._error
         self._queue.put(item)
@@ -95,6 +97,8 @@ class Prefetch:
             self._offer((exc, None))
 
     def read(self, n: int = CHUNK) -> bytes:
+        """The next chunk the producer made (b"" at the end); re-raises its error. Reports its
+        progress state, if any, to the progress callback."""
         if self._finished:
             return b""
         chunk, state = self._queue.get()
@@ -109,6 +113,7 @@ class Prefetch:
         return chunk
 
     def close(self) -> None:
+        """Stop the producer and wait (at most 5 s) for its thread; safe after the end."""
         self._stop.set()
         while True:
             try:

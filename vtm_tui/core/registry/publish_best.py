@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 
 from vtm_tui.core.registry.base import NotFound, Progress, RegistryUsageError
-from vtm_tui.core.registry.ops import PublishResult, Registry
+from vtm_tui.core.registry.ops import Registry
+from vtm_tui.core.registry.results import PublishResult
 
 CHECKPOINT_ARTIFACT_PATH = "checkpoints"
 PREFERRED_NAMES = ("best_checkpoint.pth", "best_checkpoint.pt")
@@ -64,7 +65,7 @@ def publish_best(registry: Registry, settings, *, task: str | None = None, stage
                                  "entry sets mlflow.modelName)")
     task_type = None
     if task:
-        from vtm_tui.core.catalog.loader import load_catalog
+        from vtm_tui.core.catalog import load_catalog
 
         entry = load_catalog(settings.catalog_path).task(task)
         kind = entry.base_task_type or entry.task_type

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from vtm_tui.core.catalog.loader import Catalog, load_catalog
 from vtm_tui.core.runs.engines import get_engine, reconcile
 from vtm_tui.core.runs.store import RunRecord, RunStore
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
+if TYPE_CHECKING:
+    from vtm_tui.core.catalog import Catalog
+
 
 def open_store(settings: Settings) -> RunStore:
+    """The run store of these settings (<VTM_HOME>/runs.db)."""
     return RunStore(settings.runs_db)
 
 
@@ -44,6 +47,8 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
            gpus: str | None = None, engine: str | None = None,
            catalog: Catalog | None = None) -> RunRecord:
     """Validate the task's field values, make sure tracking is up, record the run and start it."""
+    from vtm_tui.core.catalog import load_catalog
+
     catalog = catalog or load_catalog(settings.catalog_path)
     task = catalog.task(task_type)
     if not task.enabled:
@@ -59,10 +64,10 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
 
     from vtm_tui.core.tracking.uri import resolve_tracking_uri
 
+    # The supervisor reads VTM_CANCEL_GRACE back through Settings.from_environ: it never reads
+    # .env, where the value may come from.
     env = {**task.runner.env, "MLFLOW_TRACKING_URI": resolve_tracking_uri(settings),
-           "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type}
-    if "VTM_CANCEL_GRACE" in settings.env:  # may come from .env, which the supervisor never reads
-        env["VTM_CANCEL_GRACE"] = settings.env["VTM_CANCEL_GRACE"]
+           "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type, "VTM_CANCEL_GRACE": f"{settings.cancel_grace:g}"}
     if cuda is not None and engine_name == "local":  # Slurm assigns devices itself
         env["CUDA_VISIBLE_DEVICES"] = cuda
     cwd = str(task.runner.cwd or settings.workdir)
@@ -86,6 +91,8 @@ def rerun(settings: Settings, run_id: int | str, changes: Mapping[str, object] |
 
 
 def cancel(settings: Settings, run_id: int | str) -> RunRecord:
+    """Cancel an active run through its engine and return its record (unchanged when it had
+    already ended). RunNotFound for an unknown id."""
     store = open_store(settings)
     run = store.get(run_id)
     if run.active:
@@ -94,12 +101,14 @@ def cancel(settings: Settings, run_id: int | str) -> RunRecord:
 
 
 def list_runs(settings: Settings, limit: int | None = None) -> list[RunRecord]:
+    """Every run, newest first (at most `limit`), after reconciling the active ones."""
     store = open_store(settings)
     reconcile(store)
     return store.list(limit)
 
 
 def get_run(settings: Settings, run_id: int | str) -> RunRecord:
+    """One run's record, reconciled first when it is active. RunNotFound for an unknown id."""
     store = open_store(settings)
     run = store.get(run_id)
     if run.active:

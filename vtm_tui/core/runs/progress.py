@@ -17,11 +17,13 @@ META_PREFIX = "VTM_RUN_META::"
 
 @dataclass(frozen=True)
 class ProgressLine:
+    """A parsed `VTM_PROGRESS::{...}` line: its JSON object (epoch, total_epochs, metrics)."""
     data: dict
 
 
 @dataclass(frozen=True)
 class MetaLine:
+    """A parsed `VTM_RUN_META::{...}` line: its JSON object (mlflow_run_id, ...)."""
     data: dict
 
 
@@ -53,10 +55,12 @@ def parse_line(line: str | bytes) -> ProgressLine | MetaLine | None:
 
 
 def format_progress(data: dict) -> str:
+    """The `VTM_PROGRESS::` line for `data` (compact JSON), as a training script prints it."""
     return PROGRESS_PREFIX + json.dumps(data, separators=(",", ":"))
 
 
 def format_meta(data: dict) -> str:
+    """The `VTM_RUN_META::` line for `data` (compact JSON), as a training script prints it."""
     return META_PREFIX + json.dumps(data, separators=(",", ":"))
 
 

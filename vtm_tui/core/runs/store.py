@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS run_points (
 
 @dataclass
 class RunRecord:
+    """One run as the store keeps it. status: queued, running, succeeded, failed, cancelled or
+    lost; times are seconds since the epoch; progress: the latest VTM_PROGRESS object; env: the
+    variables vtm set for the run (not the whole environment); log_path: its output.log."""
     id: int
     task: str
     engine: str
@@ -83,6 +86,7 @@ class RunRecord:
 
     @property
     def active(self) -> bool:
+        """True while the run is queued or running."""
         return self.status in ACTIVE
 
     @property
@@ -94,11 +98,13 @@ class RunRecord:
 
     @property
     def duration(self) -> float | None:
+        """Seconds from start to end (to now while it runs); None before it started."""
         if self.started_at is None:
             return None
         return (self.ended_at or time.time()) - self.started_at
 
     def to_json(self) -> dict:
+        """Every field plus "duration": the `vtm runs --json` object of a run."""
         data = dict(self.__dict__)
         data["duration"] = self.duration
         return data
@@ -116,11 +122,15 @@ def _record(row: sqlite3.Row) -> RunRecord:
 
 
 class RunNotFound(UserError, LookupError):
+    """No run with that id (a UserError, exit code 2)."""
     def __init__(self, run_id):
         super().__init__(f"no run with id {run_id!r} (see `vtm runs`)")
 
 
 class RunStore:
+    """The run store: one SQLite database (WAL mode, a 30 s busy timeout) that supervisors,
+    followers, CLIs and TUIs share; every call opens its own short connection, so any process or
+    thread may use it."""
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +140,7 @@ class RunStore:
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
+        """A fresh connection (autocommit, rows as sqlite3.Row), closed on exit."""
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
@@ -141,6 +152,7 @@ class RunStore:
     def create(self, *, task: str, argv: list[str], env: dict[str, str], field_values: dict,
                cwd: str, runs_dir: Path, engine: str = "local", gpus: str | None = None,
                engine_options: dict | None = None) -> RunRecord:
+        """Record a new queued run and make its folder <runs_dir>/<id> (log: output.log there)."""
         with self.connect() as db:
             cur = db.execute(
                 "INSERT INTO runs (task, engine, argv, env, field_values, gpus, cwd, created_at,"
@@ -155,6 +167,7 @@ class RunStore:
         return self.get(run_id)
 
     def get(self, run_id: int | str) -> RunRecord:
+        """The record of run `run_id` (an int or its text); RunNotFound otherwise."""
         try:
             key = int(run_id)
         except (TypeError, ValueError):
@@ -166,17 +179,20 @@ class RunStore:
         return _record(row)
 
     def list(self, limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first, at most `limit` (None: all)."""
         query = "SELECT * FROM runs ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
         with self.connect() as db:
             return [_record(row) for row in db.execute(query)]
 
     def active(self) -> list[RunRecord]:
+        """The queued and running runs."""
         with self.connect() as db:
             rows = db.execute(
                 f"SELECT * FROM runs WHERE status IN ({','.join('?' * len(ACTIVE))})", ACTIVE)
             return [_record(row) for row in rows]
 
     def update(self, run_id: int, **values) -> None:
+        """Set columns of a run (JSON columns serialized); no check of its status."""
         for key in _JSON_COLUMNS:
             if key in values:
                 values[key] = json.dumps(values[key])
@@ -199,6 +215,7 @@ class RunStore:
             return cur.rowcount == 1
 
     def request_cancel(self, run_id: int) -> None:
+        """Flag the run for cancelling: its supervisor or follower acts on it."""
         self.update(run_id, cancel_requested=1)
 
     def save_progress(self, run_id: int, latest: dict, points: dict[float, dict]) -> None:
@@ -212,6 +229,7 @@ class RunStore:
             db.execute("COMMIT")
 
     def points(self, run_id: int) -> list[dict]:
+        """The run's chart points, one merged progress object per epoch, by epoch."""
         with self.connect() as db:
             rows = db.execute(
                 "SELECT data FROM run_points WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()

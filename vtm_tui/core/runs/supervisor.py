@@ -19,8 +19,10 @@ import traceback
 from pathlib import Path
 
 from vtm_tui.core import procs
+from vtm_tui.core.runs.outcome import finish_run
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, parse_line
 from vtm_tui.core.runs.store import RunStore
+from vtm_tui.settings import Settings
 
 MARKER = "vtm_tui.core.runs.supervisor"
 FLUSH_INTERVAL = 0.5  # seconds between progress writes to the store: bounds SQLite traffic
@@ -29,13 +31,6 @@ READ_SIZE = 1 << 20
 BATCH_PAUSE = 0.005  # seconds; far below what a person or the UI can notice
 MAX_LINE = 1 << 20  # longer partial lines are not kept for parsing (the log still has them)
 _TAG = b"VTM_"
-
-
-def cancel_grace(env) -> float:
-    try:
-        return float(env.get("VTM_CANCEL_GRACE", "10"))
-    except ValueError:
-        return 10.0
 
 
 class ProgressTracker:
@@ -50,6 +45,8 @@ class ProgressTracker:
         self.pending = b""
 
     def feed(self, chunk: bytes) -> None:
+        """Take a chunk of the script's output; complete lines holding `VTM_` are parsed (a partial
+        line waits for the rest; one over 1 MiB is dropped)."""
         data = self.pending + chunk
         cut = data.rfind(b"\n") + 1
         complete, self.pending = data[:cut], data[cut:]
@@ -61,6 +58,8 @@ class ProgressTracker:
                     self.handle(line)
 
     def handle(self, line: str | bytes) -> None:
+        """Apply one line: a progress line updates the latest progress and its epoch's point, a meta
+        line records the MLflow run id; anything else is ignored."""
         parsed = parse_line(line)
         if isinstance(parsed, ProgressLine):
             self.latest.update(parsed.data)
@@ -74,6 +73,8 @@ class ProgressTracker:
                 self.store.update(self.run_id, mlflow_run_id=run_id)
 
     def flush(self, force: bool = False) -> None:
+        """Write the progress to the store if it changed, at most every FLUSH_INTERVAL seconds
+        (force: now, including a last unterminated line)."""
         if force and self.pending:
             self.handle(self.pending)
             self.pending = b""
@@ -92,12 +93,14 @@ class Canceller:
         self.stage = 0
 
     def request(self) -> None:
+        """Start cancelling: SIGINT to the script's process group (once)."""
         if self.started is None:
             self.started = time.monotonic()
             procs.signal_group(self.pgid, signal.SIGINT)
             self.stage = 1
 
     def tick(self) -> None:
+        """Escalate when due: SIGTERM `grace` seconds after the SIGINT, SIGKILL after twice that."""
         if self.started is None:
             return
         elapsed = time.monotonic() - self.started
@@ -109,27 +112,9 @@ class Canceller:
             self.stage = 3
 
 
-def mark_mlflow_run(run_id: str, tracking_uri: str | None, status: str) -> str | None:
-    """Give a failed or cancelled script's MLflow run the status FAILED / KILLED.
-
-    A script that dies leaves its run RUNNING, or FINISHED when mlflow's atexit hook ended it
-    after an uncaught exception; both are wrong for a run whose process failed.
-    Returns a problem description, or None.
-    """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=tracking_uri)
-        if client.get_run(run_id).info.status in ("RUNNING", "SCHEDULED", "FINISHED"):
-            client.set_terminated(run_id, status=status)
-    except Exception as exc:  # the run record must still be finished
-        return f"could not mark MLflow run {run_id} {status}: {exc}"
-    return None
-
-
 def supervise(store: RunStore, run_id: int) -> None:
+    """Run and watch run `run_id` to its end (see the module docstring); every outcome, a failure
+    to start included, ends in a finished run record."""
     run = store.get(run_id)
     cancel_flag = {"set": False}
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -156,7 +141,8 @@ def supervise(store: RunStore, run_id: int) -> None:
                  supervisor_pid=os.getpid(), child_pid=child.pid)
 
     tracker = ProgressTracker(store, run_id, run.progress)
-    canceller = Canceller(child.pid, cancel_grace(env))
+    handed = Settings.from_environ(env, Path(run.cwd))  # what the launching vtm handed over
+    canceller = Canceller(child.pid, handed.cancel_grace)
     selector = selectors.DefaultSelector()
     selector.register(child.stdout, selectors.EVENT_READ)
     fd = child.stdout.fileno()
@@ -195,20 +181,15 @@ def supervise(store: RunStore, run_id: int) -> None:
     procs.signal_group(child.pid, signal.SIGKILL)  # nothing of the run outlives it
     tracker.flush(force=True)
 
-    cancelled = canceller.started is not None
-    status = "cancelled" if cancelled else ("succeeded" if exit_code == 0 else "failed")
-    message = None
-    mlflow_run_id = store.get(run_id).mlflow_run_id
-    if mlflow_run_id and status != "succeeded":
-        message = mark_mlflow_run(
-            mlflow_run_id, env.get("MLFLOW_TRACKING_URI"), "KILLED" if cancelled else "FAILED")
-    if status == "failed" and message is None:
-        message = f"exit code {exit_code}" if exit_code >= 0 else f"killed by signal {-exit_code}"
-    store.finish(run_id, status, exit_code=exit_code, message=message)
+    status = "cancelled" if canceller.started is not None else ("succeeded" if exit_code == 0 else "failed")
+    finish_run(store, store.get(run_id), status, exit_code=exit_code, tracking_uri=handed.tracking_uri,
+               failure=f"exit code {exit_code}" if exit_code >= 0 else f"killed by signal {-exit_code}")
     log.close()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m vtm_tui.core.runs.supervisor DB RUN_ID`: the supervisor process. An error of
+    its own finishes the run as failed (exit code 1)."""
     db_path, run_id = (argv or sys.argv[1:])[:2]
     store = RunStore(Path(db_path))
     try:

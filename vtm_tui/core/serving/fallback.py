@@ -1,14 +1,17 @@
 """The serving order of the original system: MLflow native serving first; when that cannot
 work, the registry bundle, verified, loaded with the local loader and run here.
 
-Every result says which path served it and why the other was skipped.
+`predict_target` is the one entry for a target (targets.py); every Prediction says which path
+served it and why the other was skipped.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Callable
 
-from vtm_tui.core.serving.predict_io import load_input, predict_local, summarize
+from vtm_tui.core.serving.predict_io import Prediction, load_input, predict_local, summarize
+from vtm_tui.core.serving.targets import ModelTarget, PinnedTarget, ServerTarget, Target, parse_target
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
@@ -22,22 +25,27 @@ def _task_from_outputs(outputs) -> str:
 def predict_via_url(settings: Settings, url: str, source: str | None = None, *, random: bool = False,
                     shape: tuple[int, int, int] | None = None, task_type: str | None = None,
                     top_k: int = 3, mask_path: str | None = None, class_names: list[str] | None = None,
-                    model_uri: str | None = None, tracking_uri: str | None = None) -> dict:
-    """Send one input to a model server's /invocations and summarize its answer."""
+                    model_uri: str | None = None, tracking_uri: str | None = None) -> Prediction:
+    """Send one input to the model server at `url` (its /invocations) and read its answer.
+
+    shape (C, H, W) of the input: given, else the server's record, else the signature of
+    model_uri on the tracking server (tracking_uri, default: resolve_tracking_uri without
+    starting anything); UserError when none tells. task_type: default from the outputs' shape."""
     from vtm_tui.core.serving import native
+    from vtm_tui.core.tracking.uri import resolve_tracking_uri
 
     for record in native.list_servers(settings) if shape is None else []:
         if record.url == url.rstrip("/") and record.input_shape:
             shape = tuple(int(dim) for dim in record.input_shape.split(","))
     if shape is None and model_uri:
-        shape = native.served_input_shape(model_uri, tracking_uri)
+        shape = native.served_input_shape(model_uri, resolve_tracking_uri(settings, tracking_uri, start=False))
     if shape is None:
         raise UserError("cannot tell the model's input shape: give --shape C,H,W (e.g. 3,32,32)")
     inputs = load_input(source, shape, random=random)
     outputs = native.predict_url(url, inputs)
     result = summarize(task_type or _task_from_outputs(outputs), outputs, class_names, top_k=top_k,
                        mask_path=mask_path)
-    return {**result, "served_by": "native", "source": url, "skipped": []}
+    return dataclasses.replace(result, served_by="native", source=url, skipped=[])
 
 
 def _native(settings: Settings, model_uri: str, start: bool) -> tuple[str | None, str]:
@@ -60,9 +68,10 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
                   native: bool = False, source: str | None = None, random: bool = False,
                   top_k: int = 3, mask_path: str | None = None, registry: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  cancel: threading.Event | None = None, interactive: bool | None = None) -> dict:
-    """Predict with registry model `model`: natively when a server runs (or --native can start
-    one), else from the registry bundle with the local loader."""
+                  cancel: threading.Event | None = None, interactive: bool | None = None) -> Prediction:
+    """Predict with registry model `model` in `stage`: natively when a server for
+    models:/MODEL@STAGE runs (or `native` can start one), else from the registry bundle with the
+    local loader. A pinned `version` (not "latest") is always the registry bundle's."""
     skipped = []
     if version == "latest":
         model_uri = f"models:/{model}@{stage}"
@@ -70,7 +79,7 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
         if url:
             try:
                 return predict_via_url(settings, url, source, random=random, top_k=top_k, mask_path=mask_path,
-                                       model_uri=model_uri, tracking_uri=None)
+                                       model_uri=model_uri)
             except UserError as exc:
                 why = f"native: {url} failed: {exc}"
         skipped.append(why)
@@ -85,8 +94,11 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
 
 def predict_from_registry(settings: Settings, model: str, *, stage: str, version, source, random,
                           top_k: int, mask_path, registry, progress=None, cancel=None,
-                          skipped: list[str] | None = None, interactive: bool | None = None) -> dict:
-    """interactive=False: never prompt for an FTP password (the TUI owns the terminal)."""
+                          skipped: list[str] | None = None, interactive: bool | None = None) -> Prediction:
+    """Pull (verify, cache in <VTM_HOME>/cache) and run a registry version here.
+
+    progress(bytes done, total) follows the download; setting `cancel` stops it (Cancelled).
+    interactive=False: never prompt for an FTP password (the TUI owns the terminal)."""
     from vtm_tui.core.registry import open_registry
     from vtm_tui.core.standard.loader import load_model
 
@@ -98,6 +110,40 @@ def predict_from_registry(settings: Settings, model: str, *, stage: str, version
     outputs = predict_local(loaded, inputs)
     result = summarize(meta["task_type"], outputs, meta.get("class_names"), top_k=top_k,
                        mask_path=mask_path)
-    return {**result, "served_by": "local",
-            "source": f"registry {model}/{stage}/v{pulled.version}, {meta['architecture']} on {meta['device']}",
-            "skipped": skipped or []}
+    return dataclasses.replace(
+        result, served_by="local", skipped=skipped or [],
+        source=f"registry {model}/{stage}/v{pulled.version}, {meta['architecture']} on {meta['device']}")
+
+
+def predict_target(settings: Settings, target: str | Target, *, source: str | None = None, random: bool = False,
+                   native: bool = False, top_k: int = 3, mask_path: str | None = None, registry: str | None = None,
+                   shape: tuple[int, int, int] | None = None, task_type: str | None = None,
+                   progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
+                   interactive: bool | None = None) -> Prediction:
+    """One prediction for a target (a string in the grammar of targets.py, or a parsed Target):
+
+    - ServerTarget: that server's /invocations (shape, task_type as for predict_via_url);
+    - ModelTarget: predict_model (a running native server for models:/NAME@STAGE, started first
+      with `native`, else the registry bundle: registry URL, progress, cancel, interactive);
+    - PinnedTarget: only a running server for exactly that URI, else UserError (serve it first).
+
+    source: an input file (image, .npy, .pt), or None with random=True for random data of the
+    model's input shape; mask_path: where a segmentation mask PNG goes."""
+    from vtm_tui.core.serving import native as servers
+
+    target = parse_target(target) if isinstance(target, str) else target
+    common = dict(random=random, top_k=top_k, mask_path=mask_path)
+    if isinstance(target, ServerTarget):
+        return predict_via_url(settings, target.url, source, shape=shape, task_type=task_type, **common)
+    if isinstance(target, PinnedTarget):
+        for record in servers.list_servers(settings):
+            if record.model_uri == target.uri and record.status == "up":
+                return predict_via_url(settings, record.url, source, shape=shape, task_type=task_type,
+                                       model_uri=target.uri, **common)
+        raise UserError(f"{target.uri} is not being served: serve it first (`vtm serve native {target.uri}`, or "
+                        "ctrl+s in the Serving tab), or predict with an alias (models:/NAME@ALIAS), which falls "
+                        "back to the registry")
+    assert isinstance(target, ModelTarget)
+    return predict_model(settings, target.name, stage=target.stage, version=target.version, native=native,
+                         source=source, registry=registry, progress=progress, cancel=cancel,
+                         interactive=interactive, **common)

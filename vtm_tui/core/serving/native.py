@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS servers (
 
 @dataclass
 class ServerRecord:
+    """A model server vtm started: its model URI, port on 127.0.0.1, PID, status (starting, up,
+    stopped, failed), start time (seconds since the epoch), log file, tracking URI, the input
+    shape `C,H,W` of the model's signature, and why it stopped or failed."""
     id: int
     model_uri: str
     port: int
@@ -56,9 +59,11 @@ class ServerRecord:
 
     @property
     def url(self) -> str:
+        """`http://127.0.0.1:PORT`."""
         return f"http://{HOST}:{self.port}"
 
     def to_json(self) -> dict:
+        """Every field plus "url": the `vtm serve ls --json` object."""
         return {**asdict(self), "url": self.url}
 
 
@@ -82,6 +87,8 @@ def _update(store: RunStore, server_id: int, **values) -> None:
 
 
 def ping(url: str, timeout: float = 2.0) -> bool:
+    """True when `url`/ping answers 200 within `timeout` seconds (MLflow's scoring server health
+    check)."""
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=timeout) as response:
             return response.status == 200
@@ -169,12 +176,15 @@ def _reconcile(store: RunStore, record: ServerRecord) -> ServerRecord:
 
 
 def list_servers(settings: Settings, include_stopped: bool = False) -> list[ServerRecord]:
+    """The servers vtm started, newest first, reconciled with their processes; stopped and
+    failed ones only with include_stopped."""
     store = _store(settings)
     records = [_reconcile(store, record) for record in _records(store)]
     return [r for r in records if include_stopped or r.status in ("starting", "up")]
 
 
 def get_server(settings: Settings, server_id: int | str) -> ServerRecord:
+    """The server with that id, reconciled; UserError when there is none."""
     store = _store(settings)
     try:
         found = _records(store, "WHERE id=?", (int(server_id),))
@@ -186,6 +196,8 @@ def get_server(settings: Settings, server_id: int | str) -> ServerRecord:
 
 
 def stop_server(settings: Settings, server_id: int | str) -> ServerRecord:
+    """Stop a server (SIGTERM to its process group, SIGKILL after 10 s) and record it stopped;
+    UserError when there is none or it would not stop."""
     record = get_server(settings, server_id)
     if record.status in ("starting", "up"):
         if not procs.terminate(record.pid, "mlflow"):
@@ -212,7 +224,7 @@ def predict_url(url: str, inputs, timeout: float = REQUEST_TIMEOUT):
 
 def served_input_shape(model_uri: str, tracking_uri: str | None) -> tuple[int, int, int] | None:
     """(C, H, W) from the logged model's signature, when it has one."""
-    from vtm_tui.core.tracking.client import interactive_http_limits
+    from vtm_tui.core.tracking.probes import interactive_http_limits
 
     try:
         import mlflow

@@ -2,13 +2,15 @@
 
 Inputs: an image file (PNG/JPEG, resized to the model's input size, RGB scaled to [0, 1] like
 the training data), a `.npy` array or a `.pt` tensor (read with weights_only), or random data.
-Outputs: classification -> top-k classes with probabilities; segmentation -> per-class pixel
-share, a PNG mask on disk and a small preview grid of class indices.
+Outputs: a Prediction. Classification -> top-k classes with probabilities (softmax of the
+logits) and the raw logits; segmentation -> per-class pixel share, a PNG mask on disk and a small
+preview grid of class indices. Both say which path served them and what was skipped.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vtm_tui.errors import UserError
 
@@ -75,6 +77,7 @@ def _image(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax of logits along `axis` (shifted by the max, so large logits do not overflow)."""
     import numpy as np
 
     shifted = logits - logits.max(axis=axis, keepdims=True)
@@ -83,12 +86,94 @@ def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
 
 
 def class_name(names: list[str] | None, index: int) -> str:
+    """The name of class `index` from the model's class names, else `class N`."""
     return names[index] if names and index < len(names) else f"class {index}"
 
 
+@dataclass(frozen=True)
+class ClassProbability:
+    """A classification row: class name (or `class N`), index, softmax probability in [0, 1]."""
+    name: str
+    index: int
+    probability: float
+
+    def to_json(self) -> dict:
+        """{"class", "index", "probability"}: the `vtm predict --json` row."""
+        return {"class": self.name, "index": self.index, "probability": self.probability}
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    """A segmentation row: class name (or `class N`), index, share of the mask's pixels in [0, 1]."""
+    name: str
+    index: int
+    share: float
+
+    def to_json(self) -> dict:
+        """{"class", "index", "share"}: the `vtm predict --json` row."""
+        return {"class": self.name, "index": self.index, "share": self.share}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction (of the first sample of the input batch) and where it came from.
+
+    task_type: classification or segmentation. Classification: `top` (the top_k most probable
+    classes, best first) and `scores` (the raw logits, one per class). Segmentation: `shares` (one
+    row per class), `preview` (at most 12 x 24 class indices, nearest-neighbour) and `mask_path`
+    (the PNG mask, when one was asked for). served_by: `native` (a model server) or `local` (the
+    registry bundle run here); source: the server's URL or the registry version; skipped: why the
+    other path was not taken.
+
+    Mapping access (`prediction["top"]`, `.get("mask_path")`) reads `to_json()`: the Serving tab
+    shows predictions and its pinned demo's plain dicts alike."""
+    task_type: str
+    top: list[ClassProbability] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    shares: list[ClassShare] = field(default_factory=list)
+    preview: list[list[int]] = field(default_factory=list)
+    mask_path: str | None = None
+    served_by: str = ""
+    source: str = ""
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """What `vtm predict --json` prints, key for key in this order."""
+        if self.task_type == "classification":
+            data: dict[str, Any] = {"task_type": self.task_type, "top": [row.to_json() for row in self.top],
+                                    "scores": list(self.scores)}
+        else:
+            data = {"task_type": self.task_type, "shares": [row.to_json() for row in self.shares],
+                    "preview": self.preview}
+            if self.mask_path:
+                data["mask_path"] = self.mask_path
+        return {**data, "served_by": self.served_by, "source": self.source, "skipped": list(self.skipped)}
+
+    def lines(self) -> list[str]:
+        """A small table, with where it came from: what `vtm predict` and a script step print."""
+        lines = [f"served by: {self.served_by}" + (f" ({self.source})" if self.source else "")]
+        lines += [f"  skipped {note}" for note in self.skipped]
+        if self.task_type == "classification":
+            lines += [f"  {row.name:<20} {row.probability:.4f}" for row in self.top]
+        else:
+            lines += [f"  {row.name:<20} {row.share:.1%} of pixels" for row in self.shares]
+            if self.mask_path:
+                lines.append(f"  mask: {self.mask_path}")
+        return lines
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """to_json()'s value for key, else default (mapping access, see the class docstring)."""
+        return self.to_json().get(key, default)
+
+
 def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, top_k: int = 3,
-              mask_path: str | Path | None = None) -> dict:
-    """Turn raw model outputs (logits) of the first sample into a readable, JSON-able result."""
+              mask_path: str | Path | None = None) -> Prediction:
+    """Read raw model outputs (logits: (N, classes) or (N, classes, H, W)) of the first sample:
+    a Prediction without its origin (served_by, source, skipped are the caller's). Writes the
+    PNG mask to mask_path for segmentation. UserError for outputs of another shape."""
     import numpy as np
 
     logits = np.asarray(outputs, dtype=np.float64)
@@ -97,22 +182,16 @@ def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, 
             raise UserError(f"expected classification outputs of shape (N, classes), got {logits.shape}")
         probs = softmax(logits, axis=1)[0]
         order = np.argsort(-probs, kind="stable")[:top_k]
-        return {"task_type": task_type,
-                "top": [{"class": class_name(class_names, int(i)), "index": int(i),
-                         "probability": float(probs[i])} for i in order],
-                "scores": logits[0].tolist()}
+        return Prediction(task_type, top=[ClassProbability(class_name(class_names, int(i)), int(i), float(probs[i]))
+                                          for i in order], scores=logits[0].tolist())
     if task_type == "segmentation":
         if logits.ndim != 4:
             raise UserError(f"expected segmentation outputs of shape (N, classes, H, W), got {logits.shape}")
         mask = logits[0].argmax(axis=0)
         counts = np.bincount(mask.ravel(), minlength=logits.shape[1])
-        result = {"task_type": task_type,
-                  "shares": [{"class": class_name(class_names, i), "index": i,
-                              "share": float(count / mask.size)} for i, count in enumerate(counts)],
-                  "preview": preview(mask).tolist()}
-        if mask_path:
-            result["mask_path"] = str(write_mask(mask, Path(mask_path)))
-        return result
+        return Prediction(task_type, shares=[ClassShare(class_name(class_names, i), i, float(count / mask.size))
+                                             for i, count in enumerate(counts)], preview=preview(mask).tolist(),
+                          mask_path=str(write_mask(mask, Path(mask_path))) if mask_path else None)
     raise UserError(f"unknown task type {task_type!r} (classification or segmentation)")
 
 
@@ -126,6 +205,8 @@ def preview(mask: np.ndarray, size: tuple[int, int] = PREVIEW_SIZE) -> np.ndarra
 
 
 def write_mask(mask: np.ndarray, path: Path) -> Path:
+    """Write a class-index mask (H, W) as a palette-coloured RGB PNG at `path` (through a .part
+    file, so the final name never holds half a PNG); returns the path."""
     import numpy as np
     from PIL import Image
 
@@ -138,6 +219,8 @@ def write_mask(mask: np.ndarray, path: Path) -> Path:
 
 
 def predict_local(model, inputs: np.ndarray) -> np.ndarray:
+    """Run a torch model on a float32 batch (N, C, H, W) on the model's device, without
+    gradients; returns its outputs as a numpy array."""
     import torch
 
     device = next(model.parameters()).device
@@ -153,16 +236,3 @@ def parse_shape(text: str | None) -> tuple[int, int, int] | None:
     if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
         raise UserError(f"--shape expects C,H,W such as 3,32,32, got {text!r}")
     return tuple(int(part) for part in parts)
-
-
-def result_lines(result: dict) -> list[str]:
-    """A prediction as a small table, with where it came from (what `vtm predict` prints)."""
-    lines = [f"served by: {result['served_by']}" + (f" ({result['source']})" if result.get("source") else "")]
-    lines += [f"  skipped {note}" for note in result.get("skipped", [])]
-    if result["task_type"] == "classification":
-        lines += [f"  {row['class']:<20} {row['probability']:.4f}" for row in result["top"]]
-    else:
-        lines += [f"  {row['class']:<20} {row['share']:.1%} of pixels" for row in result["shares"]]
-        if result.get("mask_path"):
-            lines.append(f"  mask: {result['mask_path']}")
-    return lines

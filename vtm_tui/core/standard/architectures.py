@@ -80,8 +80,9 @@ def _define() -> dict[str, Any]:
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    classes = _define()
-    globals().update(classes, ARCHITECTURES=classes)
+    if "ARCHITECTURES" not in globals():  # once: a second definition would orphan the classes handed out
+        classes = _define()
+        globals().update(classes, ARCHITECTURES=classes)
     return globals()[name]
 
 

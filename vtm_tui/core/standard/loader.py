@@ -12,6 +12,10 @@ and that `load_model` turns back into a working model through `vtm_tui.core.stan
 Loading is always `weights_only=True`: a checkpoint that needs arbitrary unpickling (a pickled
 module, an argparse.Namespace, a `__reduce__` payload) is refused with UnsafeCheckpoint, never
 retried unsafely. torch is imported inside the functions.
+
+Checkpoint format: what `torch.save` writes, a zip archive of a pickle and tensor storages
+(https://pytorch.org/docs/stable/notes/serialization.html); `weights_only` restricts the
+unpickler to tensors and plain containers (https://pytorch.org/docs/stable/generated/torch.load.html).
 """
 from __future__ import annotations
 
@@ -100,6 +104,8 @@ def describe(obj: Any) -> dict:
 
 
 def state_dict_of(obj: Any, where: str = "checkpoint") -> dict:
+    """The state dict (name -> tensor) of a loaded checkpoint: the object itself, or the first of
+    STATE_DICT_KEYS that holds one (state_dict, model_state_dict, ...); CheckpointError otherwise."""
     if _is_state_dict(obj):
         return obj
     if isinstance(obj, dict):
@@ -197,6 +203,8 @@ def _pick_file(path: Path) -> Path:
 
 
 def pick_device(device=None):
+    """A torch.device: cuda when available for None or "auto", else the one named;
+    CheckpointError when cuda is asked for and absent."""
     import torch
 
     if device is None or device == "auto":

@@ -5,6 +5,10 @@ Scalars come in two encodings: `simple_value` (TF1, torch's SummaryWriter) and a
 Writers keep the plugin metadata only on the first value of a tag, so a tensor without
 metadata is taken as a scalar when it is a single number and its tag was not seen under
 another plugin - which also lets an import resume from the middle of a file.
+
+Sources: TensorBoard's `Event` / `Summary` protos (tensorboard/compat/proto/event.proto,
+summary.proto) and its hparams plugin (plugins/hparams/plugin_data.proto); MLflow's key rules
+(mlflow/utils/validation.py: 250 characters; letters, digits and _ - . space : /).
 """
 from __future__ import annotations
 
@@ -135,12 +139,15 @@ class EventDecoder:
         self._keys: dict = {}              # tag (str or utf-8 bytes) -> key
 
     def key(self, tag):
+        """The MLflow key of a TensorBoard tag (str or UTF-8 bytes), through key_of, cached."""
         key = self._keys.get(tag)
         if key is None:
             key = self._keys[tag] = self._key_of(tag if isinstance(tag, str) else tag.decode())
         return key
 
     def decode(self, data: bytes):
+        """One serialized Event proto -> (wall_time s, step, [(key, value), ...], hparams or None),
+        or None for an event without scalars or hparams."""
         fast = self._decode_simple(data)
         return fast if fast is not None else self._decode_proto(data)
 

@@ -2,9 +2,11 @@
 damage instead of failing, and a small writer.
 
 A record is `uint64 length | uint32 masked_crc32c(length) | data | uint32 masked_crc32c(data)`,
-little endian. The reader works from any byte offset with one bounded buffer, so memory stays
-flat however big the file is. CRC32C comes from `google_crc32c` (C); the pure-Python fallback
-is only there so a missing wheel degrades speed, not correctness.
+little endian: TensorFlow's TFRecord format (https://www.tensorflow.org/tutorials/load_data/tfrecord;
+the mask is the CRC rotated right by 15 bits plus 0xa282ead8). The reader works from any byte
+offset with one bounded buffer, so memory stays flat however big the file is. CRC32C comes from
+`google_crc32c` (C); the pure-Python fallback is only there so a missing wheel degrades speed,
+not correctness.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ crc32c, FAST_CRC = _load_crc32c()
 
 
 def masked_crc(data) -> int:
+    """TFRecord's masked CRC32C of `data`: rotated right by 15 bits plus 0xa282ead8, mod 2**32."""
     crc = crc32c(data)
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
 
@@ -60,6 +63,7 @@ class Damage:
 
     @property
     def truncated(self) -> bool:
+        """True when the bad record runs past the end of the file (still being written?)."""
         return self.end is None
 
 
@@ -178,6 +182,8 @@ def first_record(path: str | Path) -> bytes | None:
 
 
 def encode_record(data: bytes) -> bytes:
+    """One TFRecord: length (u64 LE), masked CRC of the length (u32 LE), data, masked CRC of the
+    data (u32 LE)."""
     return (_u64.pack(len(data)) + _u32.pack(masked_crc(_u64.pack(len(data))))
             + data + _u32.pack(masked_crc(data)))
 
@@ -189,12 +195,15 @@ class RecordWriter:
         self._handle = open(path, "ab" if append else "wb")
 
     def write(self, data: bytes) -> None:
+        """Append one record holding `data`."""
         self._handle.write(encode_record(data))
 
     def flush(self) -> None:
+        """Flush what was written to the file."""
         self._handle.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self._handle.close()
 
     def __enter__(self) -> "RecordWriter":

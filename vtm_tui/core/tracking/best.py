@@ -34,6 +34,7 @@ class NoEligibleRun(OperationFailed):
         super().__init__(text)
 
     def to_json(self) -> dict:
+        """The `--json` answer when no run qualified: run_id null, the error, and the counts."""
         return {"run_id": None, "error": str(self), "experiment": self.experiment, "metric": self.metric,
                 "filter": self.filter, "considered": self.considered, "eligible": 0,
                 "excluded": self.missing + self.nan, "excluded_missing": self.missing,
@@ -41,6 +42,7 @@ class NoEligibleRun(OperationFailed):
 
 
 class UnknownMetric(UserError):
+    """No considered run logged that metric (the message lists the metrics they did log)."""
     pass
 
 
@@ -57,10 +59,12 @@ class Selection:
 
     @property
     def eligible(self) -> int:
+        """Runs with a usable (present, not NaN) value of the metric."""
         return self.considered - self.missing - self.nan
 
 
 def check_mode(mode: str) -> str:
+    """`mode` when it is max or min; UserError otherwise."""
     if mode not in MODES:
         raise UserError(f"mode must be max or min, got {mode!r}")
     return mode
@@ -98,6 +102,9 @@ def select_best(runs: Iterable[RunInfo], metric: str, mode: str) -> Selection:
 
 @dataclass
 class BestRun:
+    """The best run of an experiment by a metric: the run, the metric and mode, its value (the
+    run's latest value of the metric), the experiment, and how many runs were considered and
+    excluded (no such metric, NaN), with the filter and tracking URI used."""
     run: RunInfo
     metric: str
     mode: str
@@ -111,13 +118,16 @@ class BestRun:
 
     @property
     def eligible(self) -> int:
+        """Runs with a usable value of the metric."""
         return self.considered - self.missing - self.nan
 
     @property
     def excluded(self) -> int:
+        """Runs left out: without the metric, or with NaN."""
         return self.missing + self.nan
 
     def summary(self) -> str:
+        """One line: the run, its value, and the counts behind the choice."""
         name = f" ({self.run.name})" if self.run.name else ""
         where = f" matching {self.filter!r}" if self.filter else ""
         return (f"best run {self.run.run_id}{name} in experiment {self.experiment.name!r}: "
@@ -126,6 +136,7 @@ class BestRun:
                 f"{self.excluded} excluded ({self.missing} without {self.metric}, {self.nan} NaN)")
 
     def to_json(self) -> dict:
+        """The `vtm mlflow best --json` object (with the run itself under "run")."""
         return {"run_id": self.run.run_id, "run_name": self.run.name, "value": self.value,
                 "metric": self.metric, "mode": self.mode, "experiment": self.experiment.name,
                 "experiment_id": self.experiment.experiment_id, "filter": self.filter,
@@ -181,7 +192,7 @@ def resolve_query(settings, *, task: str | None = None, experiment: str | None =
     catalog; the experiment defaults to Settings.experiment_name."""
     defaults = None
     if task:
-        from vtm_tui.core.catalog.loader import load_catalog
+        from vtm_tui.core.catalog import load_catalog
 
         defaults = (catalog or load_catalog(settings.catalog_path)).task(task).mlflow
     metric = metric or (defaults.metric if defaults else None)

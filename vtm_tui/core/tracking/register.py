@@ -31,6 +31,8 @@ def validate_alias(alias: str) -> str:
 
 
 def validate_model_name(name: str) -> str:
+    """`name` when MLflow can register a model under it (not empty, no / : '); UserError
+    otherwise."""
     if not name or not name.strip() or any(c in name for c in "/:") or "'" in name:
         raise UserError(f"invalid registered model name {name!r}: it cannot be empty or hold / : '")
     return name
@@ -45,6 +47,8 @@ def _check_artifact_path(path: str) -> str:
 
 @dataclass
 class LoggedModelRef:
+    """Where a run's logged model is: the run, its artifact path, the source a model version is
+    created from, and the LoggedModel id (MLflow 3; None for an MLflow 2 run artifact)."""
     run_id: str
     artifact_path: str
     source: str  # what the model version is created from
@@ -52,11 +56,15 @@ class LoggedModelRef:
 
     @property
     def model_uri(self) -> str:
+        """`models:/<model id>` (MLflow 3), else `runs:/RUN_ID/PATH`."""
         return f"models:/{self.model_id}" if self.model_id else f"runs:/{self.run_id}/{self.artifact_path}"
 
 
 @dataclass
 class Registration:
+    """A registered model version: name, version, the run and source it came from, the alias set
+    (if any), whether it was created now (False: this run's model was registered already), and
+    the version's aliases."""
     model_name: str
     version: str
     run_id: str
@@ -68,24 +76,30 @@ class Registration:
 
     @property
     def model_uri(self) -> str:
+        """`models:/NAME/VERSION`."""
         return f"models:/{self.model_name}/{self.version}"
 
     @property
     def alias_uri(self) -> str | None:
+        """`models:/NAME@ALIAS`, or None without an alias."""
         return f"models:/{self.model_name}@{self.alias}" if self.alias else None
 
     def summary(self) -> str:
+        """One line: what was registered from which run, and the alias it got."""
         verb = "registered" if self.created else "already registered as"
         text = f"{verb} {self.model_uri} from run {self.run_id}"
         return text + (f"; alias {self.alias!r} -> version {self.version} ({self.alias_uri})"
                        if self.alias else "")
 
     def to_json(self) -> dict:
+        """Every field plus model_uri and alias_uri: the `vtm mlflow register --json` object."""
         return {**asdict(self), "model_uri": self.model_uri, "alias_uri": self.alias_uri}
 
 
 @dataclass
 class ModelVersionInfo:
+    """A version of a registered model: version, run, status, source, aliases, creation time (ms
+    since the epoch), LoggedModel id."""
     model_name: str
     version: str
     run_id: str | None
@@ -96,6 +110,7 @@ class ModelVersionInfo:
     model_id: str | None = None
 
     def to_json(self) -> dict:
+        """Every field, as JSON."""
         return asdict(self)
 
 
@@ -162,6 +177,8 @@ def model_versions(tracking: Tracking, model_name: str) -> list[ModelVersionInfo
 
 
 def set_alias(tracking: Tracking, model_name: str, alias: str, version: str) -> None:
+    """Point alias `alias` of registered model `model_name` at `version`; UserError for a bad
+    alias, TrackingError when MLflow refuses."""
     validate_alias(alias)
     with tracking.calling(f"set alias {alias!r} of {model_name!r} to version {version}"):
         tracking.client.set_registered_model_alias(model_name, alias, str(version))

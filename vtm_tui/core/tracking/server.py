@@ -28,11 +28,15 @@ JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
 class PortInUse(UserError):
+    """The embedded server's port is taken by another program (vtm never touches it)."""
     pass
 
 
 @dataclass
 class ServerStatus:
+    """The tracking server's state: up, starting or down, its URI, and for vtm's own (managed)
+    server its PID, port and backend store; message: why it is down, or that an external URI is
+    configured."""
     state: str  # "up", "starting", "down"
     uri: str
     pid: int | None = None
@@ -42,6 +46,7 @@ class ServerStatus:
     message: str = ""
 
     def to_json(self) -> dict:
+        """Every field: the `vtm mlflow status --json` object."""
         return asdict(self)
 
 
@@ -50,6 +55,7 @@ def _state_path(settings: Settings) -> Path:
 
 
 def default_backend(settings: Settings) -> str:
+    """The embedded server's backend store: `sqlite:///<VTM_HOME>/mlflow/mlflow.db`."""
     return f"sqlite:///{(settings.mlflow_dir / 'mlflow.db').resolve()}"
 
 
@@ -70,12 +76,14 @@ def _our_server(settings: Settings) -> dict | None:
 
 
 def port_open(port: int, host: str = HOST) -> bool:
+    """True when something accepts TCP connections on host:port (0.5 s)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
 
 
 def healthy(uri: str, timeout: float = 2.0) -> bool:
+    """True when `uri`/health answers 200 within `timeout` seconds."""
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
             return response.status == 200
@@ -84,6 +92,9 @@ def healthy(uri: str, timeout: float = 2.0) -> bool:
 
 
 def status(settings: Settings) -> ServerStatus:
+    """Where tracking stands without starting anything: the external server or store of
+    MLFLOW_TRACKING_URI (an http one is probed), else vtm's embedded server from its state file
+    (up, or starting until /health answers), else down on the configured port."""
     if not settings.embedded_tracking:
         uri = settings.effective_tracking_uri
         if uri.startswith(("http://", "https://")):

@@ -21,6 +21,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Log
 
+from vtm_tui.core.formatting import format_size
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.tailer import LogFollower
 
@@ -29,8 +30,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # never let a log drive the 
 
 
 def _skipped_note(skipped: int) -> str:
-    size = f"{skipped / 1e6:.1f} MB" if skipped >= 1e6 else f"{skipped / 1e3:.0f} kB"
-    return f"[vtm: {size} of output skipped to keep up]"
+    return f"[vtm: {format_size(skipped)} of output skipped to keep up]"
 
 
 class FollowsFile:

@@ -7,17 +7,23 @@ from vtm_tui.core.runs.store import RunRecord, RunStore
 
 
 class Engine(Protocol):
+    """What an execution engine does for a run record (local: a detached supervisor; slurm: sbatch
+    and a follower). Engines are looked up by name with get_engine."""
     name: str
 
-    def start(self, store: RunStore, run: RunRecord) -> None: ...
+    def start(self, store: RunStore, run: RunRecord) -> None:
+        """Start the recorded run; UserError (and the run finished failed) when it cannot start."""
 
-    def cancel(self, store: RunStore, run: RunRecord) -> None: ...
+    def cancel(self, store: RunStore, run: RunRecord) -> None:
+        """Ask the run to stop (the record finishes as cancelled once it has); UserError when the
+        request cannot be delivered."""
 
     def refresh(self, store: RunStore, run: RunRecord) -> None:
         """Bring an active run's record in line with reality (e.g. mark a vanished run lost)."""
 
 
 def get_engine(name: str) -> Engine:
+    """The engine of that name (local, slurm); ValueError for another name."""
     if name == "local":
         from vtm_tui.core.runs.engines.local import LocalEngine
 
@@ -30,5 +36,6 @@ def get_engine(name: str) -> Engine:
 
 
 def reconcile(store: RunStore) -> None:
+    """Refresh every active run of the store with its engine (lost supervisors, finished jobs)."""
     for run in store.active():
         get_engine(run.engine).refresh(store, run)

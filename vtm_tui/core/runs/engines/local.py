@@ -15,18 +15,25 @@ QUEUED_TIMEOUT = 30.0  # a run with no live supervisor after this long was never
 
 
 class LocalEngine:
+    """Runs on this machine, each under a detached supervisor (core/runs/supervisor.py)."""
     name = "local"
 
     def start(self, store: RunStore, run: RunRecord) -> None:
+        """Start the run's supervisor, detached (own session, output to supervisor.log), and record
+        its PID."""
         argv = [sys.executable, "-m", MARKER, str(store.path), str(run.id)]
         log_path = Path(run.log_path).with_name("supervisor.log")
         pid = procs.spawn_detached(argv, log_path=log_path, cwd=run.cwd)
         store.update(run.id, supervisor_pid=pid)
 
     def supervisor_alive(self, run: RunRecord) -> bool:
+        """True while the run's supervisor process lives (checked by PID and command line)."""
         return procs.is_running(run.supervisor_pid, MARKER, str(run.id))
 
     def cancel(self, store: RunStore, run: RunRecord) -> None:
+        """Flag the run cancelled in the store and wake its supervisor (SIGTERM), which escalates
+        SIGINT -> SIGTERM -> SIGKILL to the training script; a run without a live supervisor is
+        reconciled instead."""
         store.request_cancel(run.id)
         if store.get(run.id).status == "queued":
             return  # its signal handlers may not be installed yet; it reads the flag before starting
@@ -39,6 +46,8 @@ class LocalEngine:
             self.refresh(store, run)
 
     def refresh(self, store: RunStore, run: RunRecord) -> None:
+        """Finish the run as lost when its supervisor vanished (killed, machine restarted) while the
+        record still says it is active."""
         if self.supervisor_alive(run):
             return
         current = store.get(run.id)  # it may have finished normally since `run` was read

@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 from vtm_tui.core import procs
+from vtm_tui.core.runs.outcome import finish_run
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.core.runs.supervisor import ProgressTracker, mark_mlflow_run
+from vtm_tui.core.runs.supervisor import ProgressTracker
 from vtm_tui.errors import UserError
+from vtm_tui.settings import Settings
 
 MARKER = "vtm_tui.core.runs.engines.slurm"
 POLL_INTERVAL = 1.0
@@ -75,9 +77,12 @@ def exit_code_of(info: dict[str, str]) -> int | None:
 
 
 class SlurmEngine:
+    """Runs as Slurm batch jobs (sbatch), each followed by a detached follower process."""
     name = "slurm"
 
     def start(self, store: RunStore, run: RunRecord) -> None:
+        """Write job.sh, submit it with sbatch (the run's options, GPU count, environment, log file)
+        and start its follower. UserError (and the run finished failed) when sbatch refuses."""
         run_dir = Path(run.log_path).parent
         script = run_dir / "job.sh"
         script.write_text(f"#!/bin/bash\n# vtm run {run.id} ({run.task})\nexec {shlex.join(run.argv)}\n")
@@ -100,6 +105,8 @@ class SlurmEngine:
         store.update(run.id, supervisor_pid=pid)
 
     def cancel(self, store: RunStore, run: RunRecord) -> None:
+        """Flag the run cancelled and `scancel` its job (pending or running); UserError when scancel
+        fails."""
         store.request_cancel(run.id)
         if run.job_id:
             result = _slurm(["scancel", run.job_id], procs.child_environ(run.env))
@@ -120,6 +127,9 @@ class SlurmEngine:
 
 
 def follow(store: RunStore, run_id: int) -> None:
+    """Follow run `run_id`'s Slurm job until it ends: poll `scontrol show job` every second, tail
+    the log into the run's progress, record job state and node, then finish the run (lost when
+    Slurm forgets the job for 30 s)."""
     run = store.get(run_id)
     env = procs.child_environ(run.env)
     tracker = ProgressTracker(store, run_id, run.progress)
@@ -176,17 +186,14 @@ def _finish(store: RunStore, run: RunRecord, info: dict, env: dict) -> None:
         status = "cancelled"
     else:
         status = "succeeded" if state == "COMPLETED" and exit_code == 0 else "failed"
-    message = None
-    if run.mlflow_run_id and status != "succeeded":
-        message = mark_mlflow_run(run.mlflow_run_id, env.get("MLFLOW_TRACKING_URI"),
-                                  "KILLED" if status == "cancelled" else "FAILED")
-    if status == "failed" and message is None:
-        message = f"Slurm job {run.job_id} {state}, exit code {exit_code}"
     started = {} if run.started_at else {"started_at": time.time()} if state != "CANCELLED" else {}
-    store.finish(run.id, status, exit_code=exit_code, message=message, job_state=state, **started)
+    finish_run(store, run, status, exit_code=exit_code, tracking_uri=Settings.from_environ(env).tracking_uri,
+               failure=f"Slurm job {run.job_id} {state}, exit code {exit_code}", job_state=state, **started)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m vtm_tui.core.runs.engines.slurm DB RUN_ID`: the follower process. A crash
+    finishes the run as lost before it propagates."""
     db_path, run_id = (argv or sys.argv[1:])[:2]
     store = RunStore(Path(db_path))
     try:

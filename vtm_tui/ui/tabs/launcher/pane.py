@@ -313,7 +313,7 @@ class LauncherPane(TabPane):
 
     def on_launcher_pane_launch_failed(self, message: LaunchFailed) -> None:
         self._launching = False
-        from vtm_tui.core.catalog.loader import FieldValueErrors
+        from vtm_tui.core.catalog import FieldValueErrors
 
         if isinstance(message.error, FieldValueErrors):
             for error in message.error.errors:

@@ -70,7 +70,7 @@ class FieldRow(Vertical):
 
     def validate(self) -> str | None:
         """Check the current value with the catalog's coercion; show and return the problem."""
-        from vtm_tui.core.catalog.loader import FieldValueError
+        from vtm_tui.core.catalog import FieldValueError
 
         try:
             self.field.coerce(self.raw_value())

@@ -649,7 +649,7 @@ class MlflowOpsPane(TabPane):
 
     @work(thread=True, exclusive=True, group="mlops-tb-import")
     def _import(self, log_dir: Path, experiment: str, run_name: str | None, cancel: threading.Event) -> None:
-        from vtm_tui.core.tensorboard.importer import format_report, import_tensorboard
+        from vtm_tui.core.tensorboard import format_report, import_tensorboard
 
         started = time.monotonic()
 

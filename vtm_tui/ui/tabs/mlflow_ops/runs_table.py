@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import DataTable
 
-from vtm_tui.core.formatting import format_duration, format_number
+from vtm_tui.core.formatting import format_age, format_duration, format_number
 from vtm_tui.ui.tabs.mlflow_ops.history_chart import PALETTE
 
 if TYPE_CHECKING:
@@ -59,16 +59,6 @@ def metric_columns(runs: list[RunInfo], first: str | None = None, also: str | No
     return shown
 
 
-def format_ago(ms: int | None, now: float) -> str:
-    if ms is None:
-        return "-"
-    seconds = max(0.0, now - ms / 1000)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return "just now"
-
-
 def run_duration(run: RunInfo, now: float) -> float | None:
     if run.start_time is None:
         return None
@@ -113,7 +103,7 @@ class MlflowRunsTable(DataTable):
     def _cells(self, run: RunInfo, now: float) -> list:
         return [self._mark(run.run_id), Text(run.name or "-", overflow="ellipsis"), run.run_id[:8],
                 Text(run.status.lower(), style=STATUS_STYLE.get(run.status, "")),
-                format_ago(run.start_time, now),
+                format_age(None if run.start_time is None else now - run.start_time / 1000, compact=True),
                 Text(format_duration(run_duration(run, now)), justify="right"),
                 *(Text(format_number(run.metrics.get(key)), justify="right") for key in self.metrics)]
 

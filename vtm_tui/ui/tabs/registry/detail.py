@@ -13,29 +13,10 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from vtm_tui.core.formatting import format_age, format_size
 from vtm_tui.ui.tabs.registry.tree import Listing, ModelListing, NodeRef, format_metric
 
 LABEL_WIDTH = 12
-
-
-def format_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
-
-
-def format_age(seconds: float) -> str:
-    if seconds < 60:
-        return "just now"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return ""
 
 
 def format_created(created: str, now: float) -> str:

@@ -16,6 +16,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import ProgressBar
 
+from vtm_tui.core.formatting import format_megabytes, format_rate
 from vtm_tui.ui.widgets.text_line import TextLine
 
 MIN_INTERVAL = 0.1  # seconds between two progress messages of one transfer
@@ -53,8 +54,7 @@ class TransferMeter:
 
 
 def transfer_stats(done: int, total: int | None, rate: float) -> str:
-    mb = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-    return f"{mb}  {rate / 1e6:.1f} MB/s"
+    return f"{format_megabytes(done, total)}  {format_rate(rate)}"
 
 
 class TransferBar(Horizontal):

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, Static
 
+from vtm_tui.core.formatting import format_megabytes
 from vtm_tui.ui.tabs.serving.mask_preview import MaskPreview, class_colour
 from vtm_tui.ui.widgets.text_line import TextLine
 
@@ -33,10 +34,6 @@ def notes_text(result: dict, mask_shown: str | None = None) -> Text:
         text.append("\nmask ", "bold")
         text.append(mask_shown)
     return text
-
-
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
 
 
 class PredictResult(Vertical):
@@ -79,7 +76,7 @@ class PredictResult(Vertical):
         bar = self.query_one("#predict-bar", ProgressBar)
         bar.display = True
         bar.update(total=max(total, 1), progress=min(done, total))
-        self.status(f"Downloading the registry bundle: {_mib(done)} of {_mib(total)}")
+        self.status(f"Downloading the registry bundle: {format_megabytes(done)} of {format_megabytes(total)}")
 
     def failed(self, text: str) -> None:
         self.status(Text.assemble(("Prediction failed: ", "bold red"), (text, "red")))

@@ -1,6 +1,10 @@
-"""A registry on an FTP server, over aioftp: `ftp://user@host:port/root`, or `ftps://...` for
-explicit FTPS (AUTH TLS on the control connection, PROT P for data) with certificate checks
-against the system CAs or the CA in VTM_FTP_CA_FILE.
+"""The FTP registry below its file primitives: the URL, the password, one control connection
+with TLS and login, and the mapping of every failure to a RegistryError.
+
+`ftp://user@host:port/root`, or `ftps://...` for explicit FTPS (AUTH TLS on the control
+connection, PROT P for data: RFC 4217) with certificate checks against the system CAs or the one
+CA in VTM_FTP_CA_FILE. Replies carry RFC 959's three-digit codes (2xx done, 3xx more needed, 4xx
+refused for now, 5xx refused); aioftp speaks the protocol.
 
 Blocking API over a private event loop, one control connection kept open between calls.
 Every network step has a timeout (aioftp has none by default): connecting, the TLS handshake,
@@ -22,28 +26,20 @@ import ssl
 import sys
 import threading
 from pathlib import Path
-from typing import Awaitable, Callable, Mapping
+from typing import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from vtm_tui.core.registry.base import (
-    CHUNK,
     AuthError,
-    Backend,
     Cancelled,
     ConnectError,
-    Entry,
-    IntegrityError,
-    NotFound,
-    PermissionDenied,
     RegistryError,
     RegistryTimeout,
     RegistryUsageError,
-    Sink,
-    Source,
     TLSError,
 )
+from vtm_tui.settings import DEFAULT_FTP_TIMEOUT
 
-DEFAULT_TIMEOUT = 30.0
 SCHEMES = {"ftp": False, "ftps": True, "ftpes": True}  # scheme -> explicit TLS
 ANONYMOUS = ("anonymous", "ftp")
 CANCEL_POLL = 0.05
@@ -62,23 +58,20 @@ class _Secret:
     __str__ = __repr__
 
 
-def parse_timeout(text: str | None, default: float = DEFAULT_TIMEOUT) -> float:
-    if text in (None, ""):
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise RegistryUsageError(f"VTM_FTP_TIMEOUT must be a positive number of seconds, got {text!r}")
-    return value
+class FtpSession:
+    """One FTP server under a root folder, as one lazily opened control connection.
 
+    url: `ftp[s]://user@host[:port]/root` (no password in it: RegistryUsageError). password: a
+    string, or a callable asked only when the server wants one and nothing else has it.
+    env_password: VTM_FTP_PASSWORD's value; netrc_file: $NETRC (default ~/.netrc). timeout:
+    seconds without progress before a step fails. ca_file: the one CA trusted for ftps://
+    (RegistryUsageError if it does not exist). interactive: may prompt with getpass (default:
+    when stdin is a terminal)."""
 
-class FtpBackend(Backend):
     def __init__(self, url: str, *, password: str | Callable[[], str] | None = None,
-                 env: Mapping[str, str] | None = None, timeout: float | None = None,
-                 ca_file: str | os.PathLike | None = None, interactive: bool | None = None):
-        env = os.environ if env is None else env
+                 env_password: str | None = None, netrc_file: str | os.PathLike | None = None,
+                 timeout: float = DEFAULT_FTP_TIMEOUT, ca_file: str | os.PathLike | None = None,
+                 interactive: bool | None = None):
         try:
             parts = urlsplit(url)
             port = parts.port or 21
@@ -101,20 +94,17 @@ class FtpBackend(Backend):
         self.tls = SCHEMES[self.scheme]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{self.scheme}://{self.user}@{host}:{self.port}{self.root}"
-        self.timeout = timeout if timeout is not None else parse_timeout(env.get("VTM_FTP_TIMEOUT"))
-        self.ca_file = ca_file or env.get("VTM_FTP_CA_FILE") or None
+        self.timeout = timeout
+        self.ca_file = ca_file or None
         if self.ca_file and not Path(self.ca_file).expanduser().is_file():
             raise RegistryUsageError(f"VTM_FTP_CA_FILE: no such file {str(self.ca_file)!r}")
         self._password_arg = _Secret(password) if isinstance(password, str) else password
-        self._env_password = _Secret(env["VTM_FTP_PASSWORD"]) if env.get("VTM_FTP_PASSWORD") else None
-        self._netrc_file = env.get("NETRC") or None
+        self._env_password = _Secret(env_password) if env_password else None
+        self._netrc_file = netrc_file or None
         self._interactive = interactive
         self._secret: _Secret | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client = None
-
-    def __repr__(self) -> str:
-        return f"FtpBackend({self.url!r})"
 
     # -- password ---------------------------------------------------------------------------
 
@@ -214,7 +204,7 @@ class FtpBackend(Backend):
 
             self._drop()
             if isinstance(exc, aioftp.StatusCodeError):
-                raise RegistryError(f"{where}: unexpected server reply {_reply(exc)}") from None
+                raise RegistryError(f"{where}: unexpected server reply {reply_text(exc)}") from None
             raise
 
     async def _guarded(self, op, cancel: threading.Event | None):
@@ -256,7 +246,7 @@ class FtpBackend(Backend):
                 try:
                     await client.upgrade_to_tls(context)
                 except aioftp.StatusCodeError as exc:
-                    raise TLSError(f"{self.url}: the server does not offer AUTH TLS ({_reply(exc)})") from None
+                    raise TLSError(f"{self.url}: the server does not offer AUTH TLS ({reply_text(exc)})") from None
             await self._login(client)
         except BaseException:
             client.close()
@@ -274,7 +264,7 @@ class FtpBackend(Backend):
                 raise AuthError(f"{self.url}: login needs more than a password (server said {code})")
         except aioftp.StatusCodeError as exc:
             raise AuthError(f"{self.url}: login refused for user {self.user!r}: wrong user name or "
-                            f"password? (server said {_reply(exc)})") from None
+                            f"password? (server said {reply_text(exc)})") from None
 
     def _drop(self) -> None:
         if self._client is not None:
@@ -285,6 +275,7 @@ class FtpBackend(Backend):
             self._client = None
 
     def close(self) -> None:
+        """QUIT (waiting at most 5 s) and close the private event loop; a later call reconnects."""
         if self._client is not None and self._loop is not None and not self._loop.is_closed():
             client = self._client
             self._client = None
@@ -301,171 +292,21 @@ class FtpBackend(Backend):
             return path
         return (self.root.rstrip("/") + "/" + path) if path else self.root
 
-    # -- primitives ---------------------------------------------------------------------------
 
-    def list_dir(self, path: str) -> list[Entry]:
-        import aioftp
-
-        async def op(client):
-            try:
-                found = await client.list(self._p(path))
-            except aioftp.StatusCodeError as exc:
-                if _code(exc).startswith("55") or _code(exc) == "450":
-                    return []
-                raise
-            return [Entry(p.name, info.get("type") == "dir",
-                          int(info["size"]) if str(info.get("size", "")).isdigit() else None)
-                    for p, info in found if p.name not in ("", ".", "..")]
-
-        return self._call(f"list {path or '/'}", op)
-
-    def read_file(self, path: str, sink: Sink, *, max_size: int | None = None,
-                  cancel: threading.Event | None = None) -> int:
-        import aioftp
-
-        async def op(client):
-            try:
-                stream = await client.download_stream(self._p(path))
-            except aioftp.StatusCodeError as exc:
-                if _code(exc).startswith("55") or _code(exc) == "450":
-                    raise _keep(NotFound(f"{self.url}: no file {path}")) from None
-                raise
-
-            async def pump() -> int:
-                done = 0
-                while True:
-                    if cancel is not None and cancel.is_set():
-                        raise asyncio.CancelledError
-                    block = await stream.read(CHUNK)
-                    if not block:
-                        return done
-                    done += len(block)
-                    if max_size is not None and done > max_size:
-                        raise IntegrityError(f"{self.url}/{path}: larger than the expected {max_size} bytes")
-                    sink(block)
-
-            return await _complete(stream, pump, lambda exc: ConnectError(
-                f"{self.url}: download of {path} failed: {_reply(exc)}"))
-
-        return self._call(f"download {path}", op, cancel)
-
-    def write_file(self, path: str, source: Source, *, cancel: threading.Event | None = None) -> int:
-        import aioftp
-
-        async def op(client):
-            try:
-                stream = await client.upload_stream(self._p(path))
-            except aioftp.StatusCodeError as exc:
-                raise _keep(self._refused(exc, "write", path)) from None
-
-            async def pump() -> int:
-                done = 0
-                while True:
-                    if cancel is not None and cancel.is_set():
-                        raise asyncio.CancelledError
-                    chunk = source(CHUNK)
-                    if not chunk:
-                        return done
-                    await stream.write(chunk)
-                    done += len(chunk)
-
-            return await _complete(stream, pump, lambda exc: _keep(self._refused(exc, "write", path)))
-
-        return self._call(f"upload {path}", op, cancel)
-
-    def make_dirs(self, path: str) -> None:
-        async def op(client):
-            full = self._p(path)
-            base = "/" if full.startswith("/") else ""
-            for part in [p for p in full.split("/") if p]:
-                base = f"{base.rstrip('/')}/{part}" if base else part
-                await client.command("MKD " + base, ("2xx", "4xx", "5xx"))
-
-        self._call(f"create directory {path}", op)
-
-    def claim_dir(self, path: str) -> bool:
-        async def op(client):
-            # aioftp's make_directory succeeds on an existing directory: send MKD ourselves
-            code, info = await client.command("MKD " + self._p(path), ("2xx", "4xx", "5xx"))
-            return code, info
-
-        code, info = self._call(f"create directory {path}", op)
-        if code.startswith("2"):
-            return True
-        parent, _, name = path.rpartition("/")
-        if any(e.name == name and e.is_dir for e in self.list_dir(parent)):
-            return False
-        raise _keep(PermissionDenied(f"{self.url}: the server refused to create {path}: "
-                                     f"{code} {' '.join(info).strip()}"))
-
-    def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
-        import aioftp
-
-        async def op(client):
-            try:
-                await client.rename(self._p(src), self._p(dst))
-                return
-            except aioftp.StatusCodeError as exc:
-                if not replace:
-                    raise _keep(self._refused(exc, "rename", f"{src} -> {dst}")) from None
-            # servers like aioftp's refuse to rename onto an existing file: delete, then rename
-            await client.command("DELE " + self._p(dst), ("2xx", "4xx", "5xx"))
-            try:
-                await client.rename(self._p(src), self._p(dst))
-            except aioftp.StatusCodeError as exc:
-                raise _keep(self._refused(exc, "rename", f"{src} -> {dst}")) from None
-
-        self._call(f"rename {src} -> {dst}", op)
-
-    def delete_file(self, path: str) -> None:
-        async def op(client):
-            await client.command("DELE " + self._p(path), ("2xx", "4xx", "5xx"))
-
-        self._call(f"delete {path}", op)
-
-    def remove_dir(self, path: str) -> None:
-        async def op(client):
-            await client.command("RMD " + self._p(path), ("2xx", "4xx", "5xx"))
-
-        self._call(f"remove directory {path}", op)
-
-    def _refused(self, exc, what: str, path: str) -> RegistryError:
-        code = _code(exc)
-        if code in ("530", "532") or code.startswith("55") or code == "450":
-            return PermissionDenied(f"{self.url}: the server refused to {what} {path} "
-                                    f"(permission denied or read-only account?): {_reply(exc)}")
-        return RegistryError(f"{self.url}: {what} {path} failed: {_reply(exc)}")
-
-
-async def _complete(stream, pump, refused) -> int:
-    """Run a data transfer (pump) on an open stream and wait for the server's final reply;
-    refused(StatusCodeError) makes the error for a transfer the server did not accept."""
-    import aioftp
-
-    try:
-        done = await pump()
-    except BaseException:
-        stream.close()
-        raise
-    try:
-        await stream.finish()
-    except aioftp.StatusCodeError as exc:
-        raise refused(exc) from None
-    return done
-
-
-def _keep(exc: RegistryError) -> RegistryError:
+def keep_connection(exc: RegistryError) -> RegistryError:
     """Mark an error after which the control connection is still in step (a refused command)."""
     exc.keep_connection = True
     return exc
 
 
-def _code(exc) -> str:
+def reply_code(exc) -> str:
+    """The last reply code of an aioftp.StatusCodeError ('' when there is none), e.g. '550'."""
     codes = getattr(exc, "received_codes", ()) or ("",)
     return str(codes[-1])
 
 
-def _reply(exc) -> str:
+def reply_text(exc) -> str:
+    """`CODE text` of an aioftp.StatusCodeError, for messages (at most 300 characters)."""
     info = getattr(exc, "info", "")
     text = " ".join(str(line) for line in info) if isinstance(info, (list, tuple)) else str(info)
-    return f"{_code(exc)} {text.strip()}".strip()[:300]
+    return f"{reply_code(exc)} {text.strip()}".strip()[:300]

@@ -20,13 +20,16 @@ from vtm_tui.core.registry.base import (
 )
 
 
-class LocalBackend(Backend):
+class FolderBackend(Backend):
+    """A registry in a folder: writes go to a temporary name, are fsynced when small
+    (manifests, LATEST) and renamed into place; `claim_dir` is mkdir, atomic on any POSIX file
+    system. The folder may be network-mounted."""
     def __init__(self, root: Path | str):
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()
 
     def __repr__(self) -> str:
-        return f"LocalBackend({str(self.root)!r})"
+        return f"FolderBackend({str(self.root)!r})"
 
     def _p(self, path: str) -> Path:
         parts = [p for p in path.split("/") if p]
