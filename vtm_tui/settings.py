@@ -14,6 +14,7 @@ from vtm_tui.errors import UserError
 DEFAULT_MLFLOW_PORT = 5001
 DEFAULT_MLFLOW_WORKERS = 2  # requests served in parallel: a TUI, a training run and an import at once
 MAX_MLFLOW_WORKERS = 32
+DEFAULT_WEB_PORT = 5173  # `vtm web`: the port the original web UI used, so existing tunnels keep working
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 
@@ -43,6 +44,7 @@ class Settings:
     tracking_uri: str | None  # None: use (and start) the embedded tracking server
     mlflow_port: int = DEFAULT_MLFLOW_PORT
     mlflow_workers: int = DEFAULT_MLFLOW_WORKERS
+    web_port: int = DEFAULT_WEB_PORT
     registry_url: str | None = None
     experiment_name: str = "void-train-manager"
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -67,12 +69,16 @@ class Settings:
         if not workers_text.isdigit() or not 1 <= int(workers_text) <= MAX_MLFLOW_WORKERS:
             raise UserError(f"VTM_MLFLOW_WORKERS must be a number of worker processes from 1 to "
                             f"{MAX_MLFLOW_WORKERS}, got {workers_text!r}")
+        web_port_text = merged.get("VTM_WEB_PORT") or str(DEFAULT_WEB_PORT)
+        if not web_port_text.isdigit() or not 1 <= int(web_port_text) <= 65535:
+            raise UserError(f"VTM_WEB_PORT must be a port number from 1 to 65535, got {web_port_text!r}")
         return cls(
             home=path_of("VTM_HOME", ".vtm"),
             catalog_path=catalog,
             tracking_uri=merged.get("MLFLOW_TRACKING_URI") or None,
             mlflow_port=int(port_text),
             mlflow_workers=int(workers_text),
+            web_port=int(web_port_text),
             registry_url=merged.get("VTM_REGISTRY_URL") or None,
             experiment_name=merged.get("VTM_EXPERIMENT_NAME") or "void-train-manager",
             env=merged,
@@ -98,3 +104,8 @@ class Settings:
     @property
     def mlflow_dir(self) -> Path:
         return self.home / "mlflow"
+
+    @property
+    def web_dir(self) -> Path:
+        """`vtm web`'s record (server.json), lock and log."""
+        return self.home / "web"
