@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # System packages the test suite needs (a single-node Slurm cluster, PostgreSQL for the MLflow
-# backend test), from Debian's apt. Installs only what is missing; needs root (or sudo).
+# backend test, Chromium and its WebDriver for the `vtm web` browser test), from Debian's apt.
+# Installs only what is missing; needs root (or sudo).
 set -euo pipefail
 need=()
 for pair in slurmctld:slurmctld slurmd:slurmd sbatch:slurm-client munged:munge \
-            /usr/lib/postgresql/15/bin/initdb:postgresql; do
+            /usr/lib/postgresql/15/bin/initdb:postgresql \
+            chromium:chromium chromedriver:chromium-driver; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
