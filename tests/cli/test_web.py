@@ -105,7 +105,8 @@ def test_detach_status_stop(stopper):
     assert os.getsid(pid) == pid != os.getsid(0), "the server should be in a session of its own"
     assert listening(port) == {LOOPBACK_HEX}
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
-        html = page.read().decode()
+        html, cache = page.read().decode(), page.headers["Cache-Control"]
+    assert cache == "no-store"  # a page left for another never lingers, app and all, in the bfcache
     assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in html
     assert "fonts.googleapis.com" not in html  # the bundled font: the page needs no internet
 

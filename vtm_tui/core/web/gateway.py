@@ -67,6 +67,9 @@ def _gateway(address: BindAddress, command: list[str], title: str):
             }
             response = aiohttp_jinja2.render_template("app_index.html", request, context)
             response.text = local_fonts(response.text, static)
+            # Never kept in the back/forward cache: a cached page keeps its WebSocket open (and
+            # answers pings), so its app would outlive the page by minutes.
+            response.headers["Cache-Control"] = "no-store"
             return response
 
         async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
