@@ -73,6 +73,10 @@ class VtmApp(App[int]):
 
     def action_show_tab(self, tab: str) -> None:
         self._wanted_tab = tab
+        if self.tabs.active != tab:
+            # Let go of focus first: a focused widget hidden with its pane hands focus to a sibling
+            # in that pane (Textual's focus reset), which would make the old tab active again.
+            self.screen.set_focus(None)
         self.tabs.active = tab
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
