@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
+from vtm_tui.ui.status_styles import TB_IMPORT
 from vtm_tui.ui.widgets.text_line import TextLine
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class TbImportCard(Vertical):
 
     def request_cancel(self) -> None:
         if self.running:
-            self.query_one("#tb-rate", TextLine).update(Text("cancelling…", style="magenta"))
+            self.query_one("#tb-rate", TextLine).update(TB_IMPORT.text("cancelling", "cancelling…"))
             self.post_message(self.CancelRequested())
 
     @on(Button.Pressed, "#tb-start")
@@ -133,10 +134,9 @@ class TbImportCard(Vertical):
         done = report.points_imported + report.points_skipped
         bar.update(total=max(done, 1), progress=done if not report.cancelled else bar.progress)
         rate = report.points_imported / report.elapsed if report.elapsed > 0 else 0.0
-        state = ("cancelled", "magenta") if report.cancelled else \
-            ("problems", "bold red") if report.problems else ("done", "bold green")
+        state = "cancelled" if report.cancelled else "problems" if report.problems else "done"
         self.query_one("#tb-rate", TextLine).update(Text.assemble(
-            (state[0], state[1]), f" · {report.points_imported:,} points · {rate:,.0f} points/s"))
+            TB_IMPORT.text(state), f" · {report.points_imported:,} points · {rate:,.0f} points/s"))
         text = Text("\n".join(summary_lines(report)))
         for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
             text.append(f"\nproblem: {problem}", style="red")
@@ -146,7 +146,7 @@ class TbImportCard(Vertical):
 
     def show_error(self, error: str) -> None:
         self.set_running(False)
-        self.query_one("#tb-rate", TextLine).update(Text("failed", style="bold red"))
+        self.query_one("#tb-rate", TextLine).update(TB_IMPORT.text("failed"))
         self._hint(error)
 
     def _hint(self, text: str) -> None:

@@ -10,14 +10,13 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from vtm_tui.core.formatting import format_duration, format_number
+from vtm_tui.ui.status_styles import MLFLOW_RUN
 from vtm_tui.ui.tabs.mlflow_ops.history_chart import PALETTE
 
 if TYPE_CHECKING:
     from vtm_tui.core.tracking.client import RunInfo
 
 MAX_METRIC_COLUMNS = 8
-STATUS_STYLE = {"RUNNING": "bold yellow", "FINISHED": "green", "FAILED": "bold red",
-                "KILLED": "magenta", "SCHEDULED": "dim"}
 # Columns MLflow can order by (attributes), by column key; metrics are "metric:<key>".
 ATTRIBUTE_ORDER = {"name": "attributes.run_name", "status": "attributes.status",
                    "started": "attributes.start_time"}
@@ -112,7 +111,7 @@ class MlflowRunsTable(DataTable):
 
     def _cells(self, run: RunInfo, now: float) -> list:
         return [self._mark(run.run_id), Text(run.name or "-", overflow="ellipsis"), run.run_id[:8],
-                Text(run.status.lower(), style=STATUS_STYLE.get(run.status, "")),
+                MLFLOW_RUN.text(run.status, run.status.lower()),
                 format_ago(run.start_time, now),
                 Text(format_duration(run_duration(run, now)), justify="right"),
                 *(Text(format_number(run.metrics.get(key)), justify="right") for key in self.metrics)]

@@ -39,6 +39,7 @@ from vtm_tui.ui.screens.registry_dialogs import (
     PullDialog,
 )
 from vtm_tui.ui.sources import Sources
+from vtm_tui.ui.status_styles import NOTE
 from vtm_tui.ui.tabs.registry import jobs
 from vtm_tui.ui.tabs.registry.detail import RegistryDetail
 from vtm_tui.ui.tabs.registry.transfer import TransferBar, TransferMeter, TransferProgress
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 PUBLISH = Binding.Group("Publish", compact=True)
 TRANSFERS = ("pull", "promote", "publish_file", "publish_best", "convert")
 DEFAULT_DESTINATION = "./downloads"
-STATUS_STYLES = {"done": ("✓ ", "green"), "error": ("✗ ", "red"), "cancelled": ("■ ", "yellow"),
-                 "info": ("", "dim"), "reading": ("", "dim")}
 
 
 def registry_display(settings: Settings) -> str:
@@ -184,7 +183,7 @@ class RegistryPane(TabPane):
         self._status_kind = kind if text else ""
         if not self.ready:
             return
-        icon, style = STATUS_STYLES[kind]
+        icon, style = NOTE.icon(kind), NOTE.style(kind)
         status = self.query_one("#registry-status", Static)
         status.update(Text.assemble((icon, style), (text, style if kind == "error" else "")))
         status.display = bool(text)

@@ -28,6 +28,7 @@ from vtm_tui.settings import Settings
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.sources import Sources
+from vtm_tui.ui.status_styles import MODEL_SERVER
 from vtm_tui.ui.tabs.serving.actions import RANDOM, Catalogue, ServingSources, input_path
 from vtm_tui.ui.tabs.serving.result import PredictResult
 from vtm_tui.ui.widgets.text_line import TextLine
@@ -38,11 +39,10 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 1.0  # seconds between server list reads (SQLite and /proc: cheap) while shown
 COLUMNS = [("id", "ID"), ("status", "Status"), ("url", "URL"), ("model", "Model"), ("up", "Up"),
            ("pid", "PID")]
-_STATUS_STYLE = {"up": "bold green", "starting": "bold yellow", "failed": "bold red", "stopped": "dim"}
 
 
 def server_cells(record: ServerRecord, now: float) -> tuple:
-    return (Text(str(record.id), justify="right"), Text(record.status, _STATUS_STYLE.get(record.status, "")),
+    return (Text(str(record.id), justify="right"), MODEL_SERVER.text(record.status),
             record.url, record.model_uri, Text(format_duration(now - record.created_at), justify="right"),
             Text(str(record.pid or "-"), justify="right"))
 
