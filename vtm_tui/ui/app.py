@@ -21,7 +21,10 @@ TABS = Binding.Group("Tabs", compact=True)
 
 
 class VtmApp(App[int]):
-    CSS_PATH = "app.tcss"
+    # What the tabs share, then each tab's own rules (in the order they were once one file:
+    # where two rules tie, the later wins).
+    CSS_PATH = ["app.tcss", "tabs/launcher/launcher.tcss", "tabs/runs/runs.tcss", "screens/screens.tcss",
+                "tabs/mlflow_ops/mlflow_ops.tcss", "tabs/serving/serving.tcss", "tabs/registry/registry.tcss"]
     TITLE = "vtm"
     # Start in the task list, never on the tab strip: focusing a widget in a pane also makes
     # that pane the active tab, so an early focus elsewhere could undo a tab key.
