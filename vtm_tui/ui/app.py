@@ -1,5 +1,6 @@
 """The vtm app: a status header, five tabs, a footer. Thin on purpose: each tab is its own
-module and does its own work; the app only routes messages between them."""
+package (a VtmPane, see tabs/base.py) and does its own work; the app only routes messages
+between them."""
 from __future__ import annotations
 
 from textual.app import App, ComposeResult
@@ -10,6 +11,7 @@ from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CatalogLoaded, CloneRequested, RunLaunched
 from vtm_tui.ui.palette import TabActionsProvider
 from vtm_tui.ui.sources import Sources
+from vtm_tui.ui.tabs.base import VtmPane
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane
 from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
 from vtm_tui.ui.tabs.registry.pane import RegistryPane
@@ -71,7 +73,7 @@ class VtmApp(App[int]):
 
     def _focus_active_pane(self) -> None:
         pane = self.active_pane
-        if pane is not None and hasattr(pane, "focus_default"):
+        if isinstance(pane, VtmPane):
             pane.focus_default()
 
     def action_show_tab(self, tab: str) -> None:
@@ -94,7 +96,8 @@ class VtmApp(App[int]):
 
     def on_catalog_loaded(self, message: CatalogLoaded) -> None:
         if message.catalog is not None:
-            self.query_one(RunsPane).set_catalog(message.catalog)
+            for pane in self.query(VtmPane):
+                pane.set_catalog(message.catalog)
 
     def on_run_launched(self, message: RunLaunched) -> None:
         self.action_show_tab("runs")
