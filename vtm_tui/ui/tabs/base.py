@@ -95,6 +95,8 @@ class VtmPane(TabPane):
         return self._ready.is_set()
 
     async def wait_ready(self, timeout: float | None = None) -> None:
+        """Until `ready` (TimeoutError after `timeout` s). It returns at once, in the middle of the
+        app's work: let the app settle (a test's `pilot.pause()`) before the next key."""
         await asyncio.wait_for(self._ready.wait(), timeout)
 
     def mark_ready(self) -> None:

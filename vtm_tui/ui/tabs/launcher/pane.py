@@ -141,7 +141,11 @@ class LauncherPane(VtmPane):
         self._reload.set()
 
     async def on_catalog_loaded(self, message: CatalogLoaded) -> None:
-        # Not stopped: it bubbles on to the app, which hands the catalog to every tab.
+        # Handed straight to the app, which hands the catalog to every tab: bubbling up through
+        # the screen would queue it behind the screen's layout work (most of a second when a
+        # tab is opened at start-up), and a tab shown meanwhile would load without it.
+        message.stop()
+        self.app.post_message(CatalogLoaded(message.catalog, message.errors))
         errors_box = self.query_one("#catalog-errors", Static)
         if message.catalog is None:
             self.catalog = None

@@ -1,8 +1,9 @@
 """The best-run card: rank the experiment's runs by a metric, then register the winner.
 
-The card runs both in workers of its own, on the tab's tracking link, and answers with
-`BestPicked` (the tab then puts the table's cursor on that run) and `Registered`; a failure is a
-`TrackingFailed`, shown on the card and told to the tab. Metric, mode and model name come from a
+The card runs both in workers of its own, on the tab's tracking link. `BestPicked` goes up to
+the tab, which shows the pick on the card and puts the table's cursor on that run in one go;
+`Registered` the card shows itself; a failure is a `TrackingFailed`, shown on the card and told
+to the tab. Metric, mode and model name come from a
 catalog task (chosen, or guessed from the runs' task tag) or are typed; the experiment and the
 filter are the tab's (`scope`).
 """
@@ -190,9 +191,6 @@ class BestRunCard(Vertical):
             self.post_message(self.link.failed("register", exc))
             return
         self.post_message(self.Registered(registration))
-
-    def on_best_run_card_best_picked(self, message: BestPicked) -> None:
-        self.show_best(message.best)  # and on to the tab, which selects the run in its table
 
     def on_best_run_card_registered(self, message: Registered) -> None:
         message.stop()

@@ -367,6 +367,7 @@ class MlflowOpsPane(VtmPane):
             self.best_card.request_pick()
 
     def on_best_run_card_best_picked(self, message: BestRunCard.BestPicked) -> None:
+        self.best_card.show_best(message.best)
         self.table.select_run(message.best.run.run_id)
 
     def action_register(self) -> None:
