@@ -20,7 +20,7 @@ from vtm_tui.ui.app import VtmApp  # noqa: E402
 from vtm_tui.ui.demo.pinned_mlflow import show_mlflow_ops, with_demo_mlflow  # noqa: E402
 from vtm_tui.ui.demo.pinned_registry import fill_demo_registry  # noqa: E402
 from vtm_tui.ui.demo.pinned_serving import show_serving, with_serving  # noqa: E402
-from vtm_tui.ui.demo.world import make_demo  # noqa: E402
+from vtm_tui.ui.demo.world import make_demo, until  # noqa: E402
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane  # noqa: E402
 from vtm_tui.ui.tabs.registry.pane import RegistryPane  # noqa: E402
 from vtm_tui.ui.tabs.runs.pane import RunsPane  # noqa: E402
@@ -37,26 +37,17 @@ SHOTS = {
 }
 
 
-async def _until(pilot, predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit("the demo did not load in time")
-        await pilot.pause(0.05)
-
-
 async def shoot(name: str, keys: list[str], out: Path, size: tuple[int, int]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings, sources = make_demo(Path(folder))
         fill_demo_registry(settings)
-        # with_serving last: it keeps the fields with_demo_mlflow adds
         app = VtmApp(settings, with_serving(with_demo_mlflow(sources)))
         async with app.run_test(size=size) as pilot:
             form = app.query_one(LauncherPane).form
             runs = app.query_one(RunsPane)
             # The Runs tab mounts just after the first frame: query it anew each time.
-            await _until(pilot, lambda: form.rows and runs._charted
-                         and any(log.lines for log in app.query(LogTail)))
+            await until(pilot, lambda: form.rows and runs.charted and any(log.lines for log in app.query(LogTail)),
+                        "the demo to load")
             for key in keys:
                 if callable(key):
                     await key(pilot)
@@ -64,9 +55,9 @@ async def shoot(name: str, keys: list[str], out: Path, size: tuple[int, int]) ->
                 await pilot.press(key)
                 await pilot.pause(0.1)
             if "4" in keys:
-                await _until(pilot, lambda: app.query_one(RegistryPane).settled)
+                await until(pilot, lambda: app.query_one(RegistryPane).settled, "the demo registry")
             if app.screen.query(SearchLog):
-                await _until(pilot, lambda: app.screen.query_one(SearchLog).lines)
+                await until(pilot, lambda: app.screen.query_one(SearchLog).lines, "the full-screen log")
             await pilot.pause(0.3)
             app.save_screenshot(name, str(out))
 
