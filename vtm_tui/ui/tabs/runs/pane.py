@@ -46,6 +46,7 @@ COPY = Binding.Group("Copy id", compact=True)
 COLUMNS = [("id", "ID"), ("status", "Status"), ("task", "Task"), ("progress", "Progress"),
            ("epoch", "Epoch"), ("metric", "Metric"), ("duration", "Duration"),
            ("mlflow", "MLflow run"), ("where", "Where")]
+PRIORITIES = {"mlflow": 5, "where": 4, "progress": 3, "duration": 2, "epoch": 1}  # who gives way first
 
 
 def row_cells(run: RunRecord, metric: str | None, now: float) -> tuple:
@@ -96,7 +97,7 @@ class RunsPane(VtmPane):
         self._wake = threading.Event()
 
     def compose(self) -> ComposeResult:
-        table = LiveTable(COLUMNS, id="runs-table")
+        table = LiveTable(COLUMNS, PRIORITIES, id="runs-table")
         empty = Static("No runs yet. Launch one from the Launcher tab (1), or from a shell with "
                        "`vtm launch TASK`: it shows up here.", id="runs-empty")
         bottom = Horizontal(RunDetail(id="run-detail"), LogTail(id="run-log"), id="run-bottom")
