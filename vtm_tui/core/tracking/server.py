@@ -240,8 +240,13 @@ def up(settings: Settings, port: int | None = None, backend_store_uri: str | Non
         pid = procs.spawn_detached(argv, log_path=settings.mlflow_dir / "server.log",
                                    cwd=settings.mlflow_dir, env=env)
         leader = proctable.read_stat(pid)
-        _write_state(settings, {"pid": pid, "port": port, "backend_store_uri": backend, "started_at": time.time(),
-                                "marker": marker, "start_ticks": leader.start_ticks if leader else None})
+        try:
+            _write_state(settings, {"pid": pid, "port": port, "backend_store_uri": backend, "started_at": time.time(),
+                                    "marker": marker, "start_ticks": leader.start_ticks if leader else None})
+        except OSError:  # e.g. a full disk: never leave a server running that vtm has no record of
+            procs.terminate(pid, "mlflow", grace=STOP_GRACE)
+            proctable.end(proctable.marked(SERVER_MARKER_VARIABLE, marker), STOP_GRACE)
+            raise
         _wait_healthy(settings, pid, port, timeout)
     return status(settings)
 
