@@ -195,8 +195,9 @@ def test_down_stops_orphans_of_its_own_server_only(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         (worker,) = proctable.marked(SERVER_MARKER_VARIABLE, marker) - {leader}
+        ticks = proctable.read_stat(leader).start_ticks
         (home / "mlflow" / "server.json").write_text(json.dumps(
-            {"pid": leader, "port": free_port(), "marker": marker, "start_ticks": proctable.read_stat(leader).start_ticks}))
+            {"pid": leader, "port": free_port(), "marker": marker, "start_ticks": ticks}))
         os.kill(leader, signal.SIGKILL)
         vtm = make_vtm_env(tmp_path)
         down = vtm.run("mlflow", "down", check=True)
