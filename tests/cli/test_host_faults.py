@@ -14,7 +14,7 @@ import urllib.request
 import uuid
 
 import pytest
-from fixtures.vtm import DATA, VtmEnv, base_env, free_port, make_vtm_env
+from fixtures.vtm import DATA, VtmEnv, base_env, fill_disk, free_port, make_vtm_env
 
 from vtm_tui.core import procs, proctable
 from vtm_tui.core.runs.store import RunStore
@@ -23,18 +23,6 @@ from vtm_tui.settings import SERVER_MARKER_VARIABLE, Settings
 
 def _no_traceback(result: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MB tmpfs, unmounted afterwards (what it holds goes with it)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_full_disk_under_vtm_home_is_a_status_not_a_crash(tmp_path, small_disk):
@@ -55,8 +43,7 @@ def test_full_disk_under_vtm_home_is_a_status_not_a_crash(tmp_path, small_disk):
     _no_traceback(shown)
     assert shown.returncode == 0 and "no space left on device" in shown.stdout
 
-    filler = small_disk / "filler"  # now leave no byte free: every command says so in one line
-    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
+    filler = fill_disk(small_disk)  # now leave no byte free: every command says so in one line
     for args in (["runs"], ["runs", "show", str(run.id)], ["launch", "fake", "--set", "epochs=1"],
                  ["mlflow", "up"]):
         result = vtm.run(*args)
@@ -90,7 +77,7 @@ def test_store_lost_mid_run_training_survives_and_no_id_or_folder_is_reused(offl
     notes = [line for line in listed.stderr.splitlines() if line.startswith("vtm: note:")]
     assert len(notes) == 1 and ("damaged" if damage == "garbage" else "missing") in notes[0], listed.stderr
     if damage == "garbage":
-        assert list(db.parent.glob("runs.db.corrupt-*")) and "moved aside to runs.db.corrupt-" in notes[0]
+        assert list(db.parent.glob("runs.db.corrupt-*")) and "moved aside as runs.db.corrupt-" in notes[0]
     assert re.search(rf"^\s+{run.id}\s+running", listed.stdout, re.M), listed.stdout
 
     run = vtm.wait_finished(run.id)

@@ -131,12 +131,12 @@ def _wal(db_path: Path) -> None:
 def _notice(db_path, kind, detail, moved, rebuilt, skipped, runs_dir) -> str | None:
     if kind == "missing" and rebuilt == skipped == 0:
         return None  # a first start, not a repair
-    what = (f"the run store {db_path} was damaged ({detail}): moved aside to {moved.name}" if moved
-            else f"the run store {db_path} was missing: recreated")
+    what = (f"the run store was damaged ({detail}): moved aside as {moved.name}" if moved
+            else "the run store was missing: recreated")
     text = f"{what}; rebuilt {rebuilt} run(s) from their folders"
     if skipped:
         text += f" ({skipped} folder(s) without run.json skipped)"
-    return text + f"; new runs start after id {highest_id(runs_dir)}"
+    return text + f"; new runs start after id {highest_id(runs_dir)} ({db_path})"
 
 
 def rebuild(db: sqlite3.Connection, runs_dir: Path, serving_dir: Path | None = None) -> tuple[int, int]:

@@ -80,7 +80,13 @@ class RunStore:
         return db
 
     def _recover(self) -> None:
-        notice = recovery.recover(self.path, self.runs_dir, self.path.parent / "serving")
+        try:
+            notice = recovery.recover(self.path, self.runs_dir, self.path.parent / "serving")
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc) from None
+        except OSError as exc:
+            raise StoreError(f"the run store {self.path} is missing or damaged and could not be rebuilt: "
+                             f"{exc.strerror or exc}") from None
         if notice:
             self.notices.append(notice)
 
