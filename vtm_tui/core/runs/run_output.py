@@ -18,7 +18,7 @@ FLUSH_INTERVAL = 0.5  # seconds between progress writes to the store: bounds SQL
 MAX_LINE = 1 << 20  # longer partial lines are not kept for parsing (the log still has them)
 TAIL_LINES = 200  # lines of output kept in memory for the failure message
 RESERVE_BYTES = 512 << 10  # freed on a full disk so that the store can still record the end
-RESUME_FREE = 8 << 20  # bytes that must be free again before a failed log resumes writing
+RESUME_FREE = 8 << 20  # bytes (or a quarter of a smaller disk) free again before a failed log resumes
 RETRY_INTERVAL = 5.0  # seconds between checks whether a failed log may resume
 _TAG = b"VTM_"
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
@@ -175,7 +175,7 @@ class LogWriter:
             info = os.statvfs(self.path.parent)
         except OSError:
             return False
-        return info.f_bavail * info.f_frsize >= RESUME_FREE
+        return info.f_bavail * info.f_frsize >= min(RESUME_FREE, info.f_blocks * info.f_frsize // 4)
 
     def _drop(self, chunk: bytes) -> None:
         lines = chunk.count(b"\n") or 1
