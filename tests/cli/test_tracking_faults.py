@@ -207,6 +207,9 @@ def test_unreachable_tracking_uri_at_launch_is_one_line_within_seconds(tmp_path)
         tb_dirs = list((tmp_path / "outputs" / "tensorboard").iterdir())
         assert len(tb_dirs) == 1 and _tb(tb_dirs[0], "train/loss") == [(1, 1.0), (2, 0.5)]
         assert "nothing spooled" in vtm.run("mlflow", "sync").stdout  # --no-tracking spools go only by name
+        steps = tmp_path / "steps.yaml"
+        steps.write_text("steps:\n  - launch: {task: fake, set: {epochs: 1}, no_tracking: true, wait: true}\n")
+        assert vtm.run("--script", str(steps)).returncode == 0
 
         # The catalog's default (mlflow.onUnreachable: no-tracking): starts, and says why.
         result = vtm.run("launch", "logger", "--set", "epochs=1", "--set", "sleep=0", "--wait")
