@@ -27,6 +27,7 @@ class Recorder:
         self.points: dict[float, dict] = {}
         self.problem: str | None = None
         self._pending: dict = {}  # columns a failed write did not set yet
+        self._missed_points: dict[float, dict] = {}  # points a failed write did not save yet
         self._generation = store.generation()
 
     def _apply(self, values: dict) -> None:
@@ -77,7 +78,15 @@ class Recorder:
             self.points.setdefault(epoch, {}).update(data)
         if self._pending:
             self.update(run_id)
-        return self._write(lambda: self.store.save_progress(self.record.id, latest, dict(self.points)))
+        # These points only (every point goes back with the record when the store was rebuilt);
+        # a write that failed is made good by the next one, which carries all points missed.
+        missed = self._missed_points
+        self._missed_points = {}
+        changed = {**missed, **{epoch: self.points[epoch] for epoch in points}}
+        if self._write(lambda: self.store.save_progress(self.record.id, latest, changed)):
+            return True
+        self._missed_points = changed
+        return False
 
     def cancel_requested(self) -> bool:
         """Whether a cancel was asked for in the store (what is known so far when it cannot be read)."""
