@@ -81,6 +81,7 @@ class MlflowLink:
         self.tracking_uri: str | None = None
         self._next_try = 0.0
         self._header = False
+        self._spool_id: str | None = None
         self._mlflow = None
         self._client = None
 
@@ -129,6 +130,8 @@ class MlflowLink:
         """End the MLflow run with `status` (FINISHED, FAILED, KILLED): at once when online, else
         spooled, and then the whole spool delivered if the server answers by now."""
         now = int(time.time() * 1000)
+        if not self.online and not self._header:
+            return  # it never started: nothing to end, nothing to spool
         if self.online:
             try:
                 active = self._mlflow.active_run()
@@ -231,7 +234,7 @@ class MlflowLink:
     def _spool(self, record: dict) -> None:
         if not self._header:
             self._start_spool()
-        self.spool.append(record)
+        self.spool.append({**record, "spool_id": self._spool_id})
 
     def _start_spool(self) -> None:
         tags = dict(self.tags)
@@ -241,9 +244,9 @@ class MlflowLink:
             tags = resolve_tags(tags)
         except Exception:
             pass
-        self.spool.start(tracking_uri=self.tracking_uri or "", experiment_name=self.experiment_name,
-                         run_name=self.run_name, tags=tags, start_time=int(time.time() * 1000),
-                         mlflow_run_id=self.run_id, tracking=self.mode)
+        self._spool_id = self.spool.start(
+            tracking_uri=self.tracking_uri or "", experiment_name=self.experiment_name, run_name=self.run_name,
+            tags=tags, start_time=int(time.time() * 1000), mlflow_run_id=self.run_id, tracking=self.mode)
         self._header = True
 
     def _offline(self, reason: str, off: bool = False) -> None:
@@ -276,7 +279,7 @@ class MlflowLink:
         if result.busy or self.spool.pending():
             return False
         created = self.run_id is None
-        self.run_id = result.mlflow_run_id or self.run_id
+        self.run_id = result.run_ids.get(self._spool_id) or self.run_id
         if created and self.run_id:
             self._adopt()
         self.online = True

@@ -98,11 +98,11 @@ def close_mlflow_run(run: RunRecord, status: str, tracking_uri: str | None) -> s
             return problem
     spool = Spool.of_run(run.run_dir)
     try:
-        if not spool.exists():
-            spool.start(tracking_uri=tracking_uri or "", experiment_name=None, run_name=None,
-                        mlflow_run_id=run.mlflow_run_id)
+        header = spool.header_for(run.mlflow_run_id)
+        spool_id = header.get("spool_id") if header else spool.start(
+            tracking_uri=tracking_uri or "", experiment_name=None, run_name=None, mlflow_run_id=run.mlflow_run_id)
         spool.append({"kind": "end", "status": target, "end_time": int(time.time() * 1000),
-                      "only_if_running": status == "succeeded"})
+                      "only_if_running": status == "succeeded", "spool_id": spool_id})
     except OSError as exc:
         return (f"MLflow unreachable and the status could not be spooled ({exc.strerror or exc}): "
                 f"MLflow run {run.mlflow_run_id} stays open")

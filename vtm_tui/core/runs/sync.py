@@ -70,8 +70,9 @@ def _record(settings: Settings, run_id: int, delivery: Delivery) -> None:
         store = RunStore(settings.runs_db)
         run = store.get(run_id)
         changes: dict = {}
-        if delivery.mlflow_run_id and not run.mlflow_run_id:
-            changes["mlflow_run_id"] = delivery.mlflow_run_id
+        first = next(iter(delivery.run_ids.values()), None)  # the run's first MLflow run
+        if first and not run.mlflow_run_id:
+            changes["mlflow_run_id"] = first
         if not delivery.pending and not run.active:
             changes["message"] = _without_spool_note(run.message, delivery)
         if changes:

@@ -24,11 +24,14 @@ BATCH = 1000  # metric points per log_batch request (MLflow's limit)
 
 @dataclass
 class Delivery:
-    """What one delivery did: the spool folder, the MLflow run it went to, records delivered now
-    and still pending, metric points sent and found already there, the final status it set,
-    notes on what it had to skip, and busy (another process was delivering it)."""
+    """What one delivery did: the spool folder, the MLflow run its records went to (the last
+    one, when it holds several; run_ids: every `run` record's spool_id -> MLflow run id),
+    records delivered now and still pending, metric points sent and found already there, the
+    final status it set, notes on what it had to skip, and busy (another process was
+    delivering it)."""
     spool: str
     mlflow_run_id: str | None = None
+    run_ids: dict = field(default_factory=dict)
     delivered: int = 0
     pending: int = 0
     points: int = 0
@@ -55,23 +58,25 @@ class _Sender:
     def __init__(self, tracking: Tracking, spool: Spool, state: SpoolState, result: Delivery):
         self.tracking, self.client = tracking, tracking.client
         self.spool, self.state, self.result = spool, state, result
-        self.history: dict[str, set] = {}
-        self.params: dict[str, str] | None = None
-        self.experiment_id: str | None = None
+        self.history: dict[tuple[str, str], set] = {}
+        self.params: dict[str, dict[str, str]] = {}
 
     def done(self, lines: int) -> None:
         self.state.lines = lines
         self.spool.save_state(self.state)
 
     def run_id(self, header: dict) -> str:
-        if self.state.mlflow_run_id:
-            return self.state.mlflow_run_id
-        run_id = header.get("mlflow_run_id")
+        """The MLflow run of a `run` record: recorded, given, or created now (once: a run made by
+        an interrupted delivery is found again by its spool_id tag)."""
+        spool_id = header.get("spool_id") or ""
+        run_id = self.state.runs.get(spool_id) or header.get("mlflow_run_id")
         if not run_id:
             with self.tracking.calling("create the spooled run"):
                 run_id = self._create_run(header)
-        self.state.mlflow_run_id = run_id
-        self.spool.save_state(self.state)
+        if self.state.runs.get(spool_id) != run_id:
+            self.state.runs[spool_id] = run_id
+            self.spool.save_state(self.state)
+        self.result.run_ids[spool_id] = self.result.mlflow_run_id = run_id
         return run_id
 
     def _create_run(self, header: dict) -> str:
@@ -88,22 +93,31 @@ class _Sender:
                                      run_name=header.get("run_name"))
         return run.info.run_id
 
-    def send(self, records: list[dict], start: int, run_id: str) -> None:
+    def send(self, records: list[dict], start: int) -> None:
+        headers, latest, owners = {}, None, []
+        for record in records:  # which `run` record each record belongs to
+            if record.get("kind") == "run":
+                headers[record.get("spool_id")] = latest = record
+            owners.append(headers.get(record.get("spool_id"), latest))
         index = start
         while index < len(records):
-            record = records[index]
+            record, header = records[index], owners[index]
             kind = record.get("kind")
+            if header is None:
+                raise TrackingError(f"{self.spool.records_path}: a {kind} record before any `run` record")
+            run_id = self.run_id(header)
             if kind == "metrics":
                 end = index
-                while end < len(records) and records[end].get("kind") == "metrics":
+                while end < len(records) and records[end].get("kind") == "metrics" and owners[end] is header:
                     end += 1
                 with self.tracking.calling("deliver spooled metrics"):
                     self._metrics(run_id, records[index:end])
                 self.done(end)
                 index = end
                 continue
-            with self.tracking.calling(f"deliver a spooled {kind} record"):
-                self._one(run_id, record)
+            if kind != "run":
+                with self.tracking.calling(f"deliver a spooled {kind} record"):
+                    self._one(run_id, record)
             self.done(index + 1)
             index += 1
 
@@ -114,13 +128,13 @@ class _Sender:
         for record in records:
             for key, value in (record.get("metrics") or {}).items():
                 point = (int(record.get("step") or 0), int(record["timestamp"]), float(value))
-                if key not in self.history:
-                    self.history[key] = {(m.step, m.timestamp, m.value)
-                                         for m in self.client.get_metric_history(run_id, key)}
-                if point in self.history[key]:
+                if (run_id, key) not in self.history:
+                    self.history[run_id, key] = {(m.step, m.timestamp, m.value)
+                                                 for m in self.client.get_metric_history(run_id, key)}
+                if point in self.history[run_id, key]:
                     self.result.duplicates += 1
                     continue
-                self.history[key].add(point)
+                self.history[run_id, key].add(point)
                 points.append(Metric(key, point[2], point[1], point[0]))
         for start in range(0, len(points), BATCH):
             self.client.log_batch(run_id, metrics=points[start:start + BATCH])
@@ -131,13 +145,13 @@ class _Sender:
         if kind == "params":
             from mlflow.entities import Param
 
-            if self.params is None:
-                self.params = dict(self.client.get_run(run_id).data.params)
-            new = {str(k): str(v) for k, v in (record.get("params") or {}).items()
-                   if self.params.get(str(k)) != str(v)}
+            if run_id not in self.params:
+                self.params[run_id] = dict(self.client.get_run(run_id).data.params)
+            known = self.params[run_id]
+            new = {str(k): str(v) for k, v in (record.get("params") or {}).items() if known.get(str(k)) != str(v)}
             if new:
                 self.client.log_batch(run_id, params=[Param(k, v) for k, v in new.items()])
-                self.params.update(new)
+                known.update(new)
         elif kind == "tags":
             from mlflow.entities import RunTag
 
@@ -186,13 +200,13 @@ class _Sender:
             self.client.log_model_artifacts(model.model_id, str(local))
         self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=int(record.get("step") or 0))])
         self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
-        self.state.models = {**(self.state.models or {}), name: model.model_id}
 
 
 def deliver(spool: Spool, tracking_uri: str | None = None, *, tracking: Tracking | None = None) -> Delivery:
     """Send what `spool` holds and MLflow does not have yet to `tracking_uri` (default: the URI
-    the spool was written for). Returns what was done. TrackingUnavailable (a UserError naming
-    the server) when it cannot be reached; what was delivered before that stays delivered."""
+    the spool's first `run` record was written for). Returns what was done. TrackingUnavailable
+    (a UserError naming the server) when it cannot be reached; what was delivered before that
+    stays delivered."""
     result = Delivery(str(spool.directory))
     with spool.delivering() as held:
         if not held:
@@ -200,19 +214,17 @@ def deliver(spool: Spool, tracking_uri: str | None = None, *, tracking: Tracking
             return result
         records = spool.records()
         state = spool.state()
-        result.mlflow_run_id = state.mlflow_run_id
+        result.run_ids = dict(state.runs)
+        result.mlflow_run_id = next(reversed(state.runs.values()), None)
         if state.lines >= len(records):
             return result
         header = next((r for r in records if r.get("kind") == "run"), None)
         if header is None:
             raise TrackingError(f"{spool.records_path}: no `run` record, cannot tell which MLflow run it is for")
         tracking = tracking or Tracking(tracking_uri or header["tracking_uri"])
-        sender = _Sender(tracking, spool, state, result)
         start = state.lines
         try:
-            run_id = sender.run_id(header)
-            result.mlflow_run_id = run_id
-            sender.send(records, start, run_id)
+            _Sender(tracking, spool, state, result).send(records, start)
         finally:
             result.delivered = state.lines - start
             result.pending = len(records) - state.lines

@@ -13,7 +13,9 @@ Records (`kind`): `run` (tracking_uri, experiment_name, run_name, tags, start_ti
 mlflow_run_id when the run exists, tracking on/off, spool_id), `params`, `tags`, `metrics`
 (step, timestamp in ms, metrics: {key: value}), `artifact` (path, artifact_path), `model`
 (path of a saved model directory, name, step), `end` (status FINISHED/FAILED/KILLED,
-end_time in ms, only_if_running).
+end_time in ms, only_if_running). One spool may hold several MLflow runs (a script that runs
+two loggers, the supervisor closing a script's own run): every record carries the `spool_id`
+of the `run` record it belongs to (one without belongs to the latest `run` record before it).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import json
 import os
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -33,11 +35,10 @@ STATE = "delivered.json"
 
 @dataclass
 class SpoolState:
-    """How far a spool is delivered: lines (count of records.jsonl lines delivered), the MLflow
-    run id it delivers to, and model ids by model name."""
+    """How far a spool is delivered: lines (count of records.jsonl lines delivered), and the
+    MLflow run id each `run` record's records go to (runs: {spool_id: run id})."""
     lines: int = 0
-    mlflow_run_id: str | None = None
-    models: dict | None = None
+    runs: dict = field(default_factory=dict)
 
 
 class Spool:
@@ -75,11 +76,14 @@ class Spool:
 
     def start(self, *, tracking_uri: str, experiment_name: str | None, run_name: str | None,
               tags: dict | None = None, start_time: int | None = None, mlflow_run_id: str | None = None,
-              tracking: str = "on") -> None:
-        """Append the `run` record that every spool begins with (a new spool_id each time)."""
-        self.append({"kind": "run", "spool_id": uuid.uuid4().hex, "tracking_uri": tracking_uri,
+              tracking: str = "on") -> str:
+        """Append a `run` record (one MLflow run's records follow it); returns its new spool_id,
+        which the records of that run carry."""
+        spool_id = uuid.uuid4().hex
+        self.append({"kind": "run", "spool_id": spool_id, "tracking_uri": tracking_uri,
                      "experiment_name": experiment_name, "run_name": run_name, "tags": tags or {},
                      "start_time": start_time, "mlflow_run_id": mlflow_run_id, "tracking": tracking})
+        return spool_id
 
     def records(self) -> list[dict]:
         """Every complete record, in order ([] when there is no spool)."""
@@ -102,15 +106,14 @@ class Spool:
         try:
             data = json.loads((self.directory / STATE).read_text())
         except (OSError, ValueError):
-            return SpoolState(models={})
-        return SpoolState(int(data.get("lines") or 0), data.get("mlflow_run_id"), dict(data.get("models") or {}))
+            return SpoolState()
+        return SpoolState(int(data.get("lines") or 0), dict(data.get("runs") or {}))
 
     def save_state(self, state: SpoolState) -> None:
         """Replace delivered.json atomically with `state`."""
         path = self.directory / STATE
         temporary = path.with_name(f".{STATE}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"lines": state.lines, "mlflow_run_id": state.mlflow_run_id,
-                                         "models": state.models or {}}))
+        temporary.write_text(json.dumps({"lines": state.lines, "runs": state.runs}))
         temporary.replace(path)
 
     def pending(self) -> int:
@@ -122,6 +125,12 @@ class Spool:
     def header(self) -> dict | None:
         """The first `run` record, or None."""
         return next((r for r in self.records() if r.get("kind") == "run"), None)
+
+    def header_for(self, mlflow_run_id: str) -> dict | None:
+        """The `run` record of that MLflow run (given when it was written, or found by delivery)."""
+        runs = self.state().runs
+        return next((r for r in self.records() if r.get("kind") == "run" and mlflow_run_id in
+                     (r.get("mlflow_run_id"), runs.get(r.get("spool_id")))), None)
 
     @contextmanager
     def delivering(self) -> Iterator[bool]:
