@@ -20,8 +20,8 @@ from pathlib import Path
 
 from vtm_tui.core import procs
 from vtm_tui.core.runs.outcome import finish_run
+from vtm_tui.core.runs.run_output import ProgressTracker
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.core.runs.supervisor import ProgressTracker
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
