@@ -42,7 +42,8 @@ class MlflowDefaults:
 @dataclass
 class Task:
     """A catalog task: its form (fields in declaration order, field_order, hidden_fields), its
-    runner and MLflow defaults, and the folder of the catalog it came from."""
+    runner and MLflow defaults, the folder of the catalog it came from, and its `model:` block
+    (what converting its checkpoints needs) as ConvertRequest keywords, or None."""
     task_type: str
     base_task_type: str | None
     title: str
@@ -54,6 +55,8 @@ class Task:
     fields: list[Field] = dataclass_field(default_factory=list)  # declaration order, hidden included
     field_order: list[str] = dataclass_field(default_factory=list)
     hidden_fields: list[str] = dataclass_field(default_factory=list)
+    # the `model:` block as core.standard.ConvertRequest keywords (base_dir: the catalog's folder)
+    model: dict[str, Any] | None = None
 
     def form_fields(self) -> list[Field]:
         """The fields the form shows: not hidden, field_order first, then the rest in
