@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from vtm_tui.commands import catalog, ftp, mlflow, registry, run_reporting_user_errors, runs, serve, tensorboard
+from vtm_tui.commands import catalog, ftp, mlflow, registry, run_reporting_user_errors, runs, serve, tensorboard, web
 from vtm_tui.settings import Settings
 
-COMMAND_GROUPS = (runs, catalog, mlflow, tensorboard, registry, ftp, serve)
+COMMAND_GROUPS = (runs, catalog, mlflow, tensorboard, registry, ftp, serve, web)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,7 @@ MAX_MLFLOW_WORKERS = 32
 DEFAULT_CANCEL_GRACE = 10.0  # seconds between SIGINT, SIGTERM and SIGKILL
 DEFAULT_FTP_TIMEOUT = 30.0  # seconds without progress before an FTP step fails
 DEFAULT_GZIP_LEVEL = 0  # bundles: gzip "stored" blocks (see core/registry/bundle.py)
+DEFAULT_WEB_PORT = 5173  # `vtm web`: the port the original web UI used, so existing tunnels keep working
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 
@@ -98,6 +99,7 @@ class Settings:
     tracking_uri: str | None  # MLFLOW_TRACKING_URI; None: use (and start) the embedded tracking server
     mlflow_port: int = DEFAULT_MLFLOW_PORT  # VTM_MLFLOW_PORT
     mlflow_workers: int = DEFAULT_MLFLOW_WORKERS  # VTM_MLFLOW_WORKERS
+    web_port: int = DEFAULT_WEB_PORT  # VTM_WEB_PORT: `vtm web`
     registry_url: str | None = None  # VTM_REGISTRY_URL; None: the folder <home>/registry
     experiment_name: str = "void-train-manager"  # VTM_EXPERIMENT_NAME
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -125,12 +127,14 @@ class Settings:
             raise UserError(f"VTM_MLFLOW_PORT must be a port number, got {port_text!r}")
         workers = _count(merged, "VTM_MLFLOW_WORKERS", DEFAULT_MLFLOW_WORKERS, 1, MAX_MLFLOW_WORKERS,
                          f"a number of worker processes from 1 to {MAX_MLFLOW_WORKERS}")
+        web_port = _count(merged, "VTM_WEB_PORT", DEFAULT_WEB_PORT, 1, 65535, "a port number from 1 to 65535")
         return cls(
             home=_resolve(merged.get("VTM_HOME") or ".vtm", cwd),
             catalog_path=catalog,
             tracking_uri=merged.get("MLFLOW_TRACKING_URI") or None,
             mlflow_port=int(port_text),
             mlflow_workers=workers,
+            web_port=web_port,
             registry_url=merged.get("VTM_REGISTRY_URL") or None,
             experiment_name=merged.get("VTM_EXPERIMENT_NAME") or "void-train-manager",
             env=merged,
@@ -227,3 +231,8 @@ class Settings:
     def mlflow_dir(self) -> Path:
         """The embedded tracking server's data: <home>/mlflow."""
         return self.home / "mlflow"
+
+    @property
+    def web_dir(self) -> Path:
+        """`vtm web`'s record (server.json), lock and log."""
+        return self.home / "web"

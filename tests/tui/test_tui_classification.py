@@ -38,7 +38,7 @@ async def test_launch_classification_and_watch_it_finish(classification_env):
         runs = app.query_one(RunsPane)
 
         def finished():
-            return (run_id in runs._order and runs._selected == run_id
+            return (run_id in runs.run_ids and runs.selected_id == run_id
                     and runs_row(app, run_id)[1] not in ("queued", "running"))
 
         await wait_for(pilot, finished, timeout=240, what="the run to finish")

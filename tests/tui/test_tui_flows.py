@@ -87,7 +87,7 @@ async def test_cancel_from_runs_tab(env):
         await wait_for(pilot, lambda: app.tabs.active == "runs", what="the Runs tab")
         run_id = (await wait_for(pilot, lambda: env.store.list(), what="the run record"))[0].id
         runs = app.query_one(RunsPane)
-        await wait_for(pilot, lambda: runs._selected == run_id and "running" in runs_row(app, run_id)
+        await wait_for(pilot, lambda: runs.selected_id == run_id and "running" in runs_row(app, run_id)
                        and app.focused is app.query_one("#runs-table"),
                        timeout=30, what="the new run selected, running, and the table focused")
         assert env.store.get(run_id).field_values["epochs"] == 200
@@ -105,7 +105,7 @@ async def test_declining_the_confirmation_keeps_the_run(env):
     app = VtmApp(env.settings)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("2")
-        await wait_for(pilot, lambda: app.query_one(RunsPane)._selected == run.id
+        await wait_for(pilot, lambda: app.query_one(RunsPane).selected_id == run.id
                        and app.focused is app.query_one("#runs-table"), what="the run")
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
@@ -127,7 +127,7 @@ async def test_run_launched_from_cli_appears_and_progresses(env):
         seen = set()
 
         def progressed():
-            row = runs_row(app, run_id) if run_id in app.query_one(RunsPane)._order else []
+            row = runs_row(app, run_id) if run_id in app.query_one(RunsPane).run_ids else []
             if row:
                 seen.add(row[4])  # the epoch column
             return row and row[1] == "succeeded" and row[3] == "100%"
@@ -148,7 +148,7 @@ async def watch_it_run(env, run_id: int) -> None:
         runs = app.query_one(RunsPane)
 
         def shown_epoch() -> int:
-            if run_id not in runs._order or runs_row(app, run_id)[1] != "running":
+            if run_id not in runs.run_ids or runs_row(app, run_id)[1] != "running":
                 return 0
             return int(runs_row(app, run_id)[4].split("/")[0])
 
@@ -200,7 +200,7 @@ async def test_clone_rerun_log_search_and_copy(env):
         await open_app(pilot)
         await pilot.press("2")
         runs = app.query_one(RunsPane)
-        await wait_for(pilot, lambda: runs._selected == run.id
+        await wait_for(pilot, lambda: runs.selected_id == run.id
                        and app.focused is app.query_one("#runs-table"), what="the run")
 
         await pilot.press("y")
@@ -216,7 +216,7 @@ async def test_clone_rerun_log_search_and_copy(env):
         await wait_for(pilot, lambda: len(env.store.list()) == 2, what="the edited clone launched")
         clone = env.store.list()[0]
         assert (clone.field_values["tag"], clone.field_values["epochs"]) == ("beta", 3)
-        await wait_for(pilot, lambda: runs._selected == clone.id, what="the clone selected")
+        await wait_for(pilot, lambda: runs.selected_id == clone.id, what="the clone selected")
         # Keys go where the focus is: wait until it has left the Launcher's form.
         await wait_for(pilot, lambda: app.focused is app.query_one("#runs-table"), what="the table focused")
 
@@ -224,7 +224,7 @@ async def test_clone_rerun_log_search_and_copy(env):
         await wait_for(pilot, lambda: len(env.store.list()) == 3, what="the rerun")
         rerun = env.store.list()[0]
         assert rerun.field_values == clone.field_values
-        await wait_for(pilot, lambda: runs._selected == rerun.id, what="the rerun selected")
+        await wait_for(pilot, lambda: runs.selected_id == rerun.id, what="the rerun selected")
         env.wait_finished(rerun.id)
 
         await pilot.press("l")  # full-screen log with search

@@ -100,7 +100,7 @@ async def test_browse_two_models_and_pull_a_version(kind, request, tmp_path):
         dialog = await wait_for(pilot, lambda: isinstance(app.screen, PullDialog) and app.screen)
         assert dialog.query_one("#pull-dest", Input).value == "./downloads"  # the catalog's default
         await pilot.press("ctrl+a", "ctrl+k", *"models/pulled", "enter")
-        await wait_for(pilot, lambda: "Pulled" in status(pane) and pane._job is None, timeout=30,
+        await wait_for(pilot, lambda: "Pulled" in status(pane) and not pane.busy, timeout=30,
                        what="the pull to finish")
         folder = tmp_path / "models/pulled" / CLS / "dev" / "1"
         assert sha256(folder / "checkpoint.pth") == sha256(checkpoints[0])
@@ -131,7 +131,7 @@ async def test_cancelled_pull_leaves_nothing(tmp_path):
             assert "MB/s" in screen_text(app)
             assert pane.check_action("cancel_transfer", ()) is True
             await pilot.press("c")
-            await wait_for(pilot, lambda: "cancelled" in status(pane) and pane._job is None, timeout=10,
+            await wait_for(pilot, lambda: "cancelled" in status(pane) and not pane.busy, timeout=10,
                            what="the cancel")
             assert "nothing was written to downloads" in screen_text(app)
             assert not (tmp_path / "downloads").exists(), list((tmp_path / "downloads").rglob("*"))
@@ -153,7 +153,7 @@ async def test_unreachable_registry_is_a_status_and_the_app_keeps_working(tmp_pa
         await pilot.pause(0.2)
         assert any("Select a model" in str(n.message) for n in app._notifications)
         await pilot.press("r")
-        await wait_for(pilot, lambda: pane._loads == 2 and pane.settled, what="the retry")
+        await wait_for(pilot, lambda: pane.loads == 2 and pane.settled, what="the retry")
         assert "connection refused" in status(pane)
         await pilot.press("u")  # the publish form still opens (and closes)
         await wait_for(pilot, lambda: isinstance(app.screen, PublishDialog))
@@ -174,7 +174,7 @@ async def test_ftp_password_is_asked_in_the_tab(request, tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordDialog), what="the password dialog")
         await pilot.press(*"wrong", "enter")
         await wait_for(pilot, lambda: pane.settled, what="the refused login")
-        assert pane.error and pane._ftp_password is None  # forgotten: asked again next time
+        assert pane.error and pane.ftp_password.answer is None  # forgotten: asked again next time
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordDialog), what="the second ask")
         await pilot.press(*PASSWORD, "enter")
@@ -240,7 +240,7 @@ async def test_publish_best_without_runs_is_a_status(tmp_path):
                        what="the task's registry model")
         assert dialog.query_one("#best-task").value == "classification"
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: "failed" in status(pane) and pane._job is None, timeout=60,
+        await wait_for(pilot, lambda: "failed" in status(pane) and not pane.busy, timeout=60,
                        what="publish-best to fail")
         assert status(pane).startswith("✗ Publish the best classification run failed: ")
         assert pane.listing is not None and not pane.listing.models  # nothing was published

@@ -15,12 +15,14 @@ from vtm_tui.core.registry import Cancelled
 from vtm_tui.core.serving import native as serving
 from vtm_tui.errors import UserError
 from vtm_tui.ui.app import VtmApp
-from vtm_tui.ui.demo.pinned_serving import ServingDemoSources, make_serving_demo, show_serving
+from vtm_tui.ui.demo.pinned_serving import make_serving_demo, show_serving
 from vtm_tui.ui.screens.confirm import ConfirmScreen
+from vtm_tui.ui.sources import Sources
+from vtm_tui.ui.sources.serving import Catalogue, ModelChoice, ServingSources
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane
-from vtm_tui.ui.tabs.serving.actions import Catalogue, ModelChoice, ServingSources, input_path
 from vtm_tui.ui.tabs.serving.mask_preview import preview_text
 from vtm_tui.ui.tabs.serving.pane import ServingPane
+from vtm_tui.ui.tabs.serving.predict_card import input_path
 
 START_TIMEOUT = 240  # `mlflow models serve` takes 20-60 s to answer, more on a busy machine
 
@@ -41,7 +43,7 @@ async def open_serving(pilot) -> ServingPane:
     await pilot.press("5")
     await wait_for(pilot, lambda: pilot.app.tabs.active == "serving", what="the Serving tab")
     pane = pilot.app.query_one(ServingPane)
-    await wait_for(pilot, lambda: pane.ready and pane._catalogue is not None, timeout=60,
+    await wait_for(pilot, lambda: pane.ready and pane.catalogue is not None, timeout=60,
                    what="the models and the registry read")
     return pane
 
@@ -56,7 +58,7 @@ async def test_serve_predict_natively_and_stop_from_the_tab(trained):
     app = VtmApp(vtm.settings)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_serving(pilot)
-        assert pane._catalogue.models_error is None, pane._catalogue.models_error
+        assert pane.catalogue.models_error is None, pane.catalogue.models_error
         select = app.query_one("#serve-model", Select)
         assert uri in [value for _, value in select._options]
         select.value = uri
@@ -65,10 +67,10 @@ async def test_serve_predict_natively_and_stop_from_the_tab(trained):
         port = free_port()
         await type_into(pilot, "#serve-port", str(port))
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: [r for r in pane._servers.values() if r.port == port],
+        await wait_for(pilot, lambda: [r for r in pane.servers.values() if r.port == port],
                        timeout=30, what="the new server listed")
         record = await wait_for(
-            pilot, lambda: next((r for r in pane._servers.values() if r.port == port and r.status == "up"), None),
+            pilot, lambda: next((r for r in pane.servers.values() if r.port == port and r.status == "up"), None),
             timeout=START_TIMEOUT, what="the model server up")
         assert record.model_uri == uri and serving.ping(record.url)
         assert "up" in screen_text(app) and record.url in screen_text(app)
@@ -88,7 +90,7 @@ async def test_serve_predict_natively_and_stop_from_the_tab(trained):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
         assert f"Stop model server {record.id}?" in screen_text(app)
         await pilot.press("y")
-        await wait_for(pilot, lambda: record.id not in pane._servers, timeout=60,
+        await wait_for(pilot, lambda: record.id not in pane.servers, timeout=60,
                        what="the server gone from the table")
     assert not procs.is_running(record.pid, "mlflow")
     assert not serving.ping(record.url)
@@ -102,7 +104,7 @@ async def test_predict_falls_back_to_the_registry_and_says_why(trained, embedded
     app = VtmApp(fresh.settings)
     async with app.run_test(size=(80, 24)) as pilot:
         pane = await open_serving(pilot)
-        assert f"{name}@release" in pane._catalogue.registry
+        assert f"{name}@release" in pane.catalogue.registry
         assert not app.query_one("#predict-native", Switch).value  # no server is started by default
         await type_into(pilot, "#predict-target", f"{name}@release")
         await pilot.press("ctrl+g")
@@ -131,14 +133,14 @@ async def test_unreachable_mlflow_and_missing_choices_are_said_not_raised(tmp_pa
     app = VtmApp(env.settings)
     async with app.run_test(size=(80, 24)) as pilot:
         pane = await open_serving(pilot)
-        assert "cannot reach" in pane._catalogue.models_error
+        assert "cannot reach" in pane.catalogue.models_error
         assert "MLflow: cannot reach" in app.query_one("#serve-status").text.plain
         await pilot.press("ctrl+s")
         await pilot.press("ctrl+g")
         await pilot.pause(0.2)
         messages = [str(n.message) for n in app._notifications]
         assert any("Pick a model" in m for m in messages) and any("Give a target" in m for m in messages)
-        assert not pane._starting and not pane._predicting
+        assert not pane.starting and not pane.predicting
 
 
 async def test_port_is_checked_before_a_server_starts(offline_env):
@@ -147,7 +149,7 @@ async def test_port_is_checked_before_a_server_starts(offline_env):
         catalogue=lambda _settings: Catalogue([ModelChoice("m", "3", "dev")], []),
         servers=lambda _settings: [],
         start=lambda settings, uri, port: started.append((uri, port)) or _never_up())
-    app = VtmApp(offline_env.settings, ServingDemoSources(serving=serving_sources))
+    app = VtmApp(offline_env.settings, Sources(serving=serving_sources))
     async with app.run_test(size=(80, 24)) as pilot:
         await open_serving(pilot)
         await type_into(pilot, "#serve-port", "99999")
@@ -178,7 +180,7 @@ async def test_download_progress_shows_and_esc_cancels(offline_env):
 
     serving_sources = ServingSources(catalogue=lambda _settings: Catalogue([], ["m@dev"]),
                                      servers=lambda _settings: [], predict=predict)
-    app = VtmApp(offline_env.settings, ServingDemoSources(serving=serving_sources))
+    app = VtmApp(offline_env.settings, Sources(serving=serving_sources))
     async with app.run_test(size=(80, 24)) as pilot:
         pane = await open_serving(pilot)
         await type_into(pilot, "#predict-target", "m@dev")
@@ -191,7 +193,7 @@ async def test_download_progress_shows_and_esc_cancels(offline_env):
         await wait_for(pilot, cancelled.is_set, what="the cancel reaching the download")
         await pilot.pause(0.2)
         assert "Prediction cancelled" in app.query_one("#predict-status").text.plain
-        assert not pane._predicting and "Cancel predict" not in screen_text(app)
+        assert not pane.predicting and "Cancel predict" not in screen_text(app)
         assert not any("failed" in str(n.title or "").lower() for n in app._notifications)
 
 

@@ -30,7 +30,7 @@ def settled(tab_key: str):
         def loaded() -> bool:
             logs = app.query(LogTail)  # the Runs tab mounts just after the first frame
             lines = logs.first().lines if logs else []
-            return bool(form.rows and runs._order and runs._charted and len(app.query(MetricChart)) == 3
+            return bool(form.rows and runs.run_ids and runs.charted and len(app.query(MetricChart)) == 3
                         and any("VTM_PROGRESS" in line for line in lines[-3:]))
 
         await wait_for(pilot, loaded, what="the demo to load")

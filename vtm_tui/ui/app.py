@@ -1,5 +1,6 @@
 """The vtm app: a status header, five tabs, a footer. Thin on purpose: each tab is its own
-module and does its own work; the app only routes messages between them."""
+package (a VtmPane, see tabs/base.py) and does its own work; the app only routes messages
+between them."""
 from __future__ import annotations
 
 from textual.app import App, ComposeResult
@@ -10,6 +11,7 @@ from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CatalogLoaded, CloneRequested, RunLaunched
 from vtm_tui.ui.palette import TabActionsProvider
 from vtm_tui.ui.sources import Sources
+from vtm_tui.ui.tabs.base import VtmPane
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane
 from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
 from vtm_tui.ui.tabs.registry.pane import RegistryPane
@@ -21,7 +23,10 @@ TABS = Binding.Group("Tabs", compact=True)
 
 
 class VtmApp(App[int]):
-    CSS_PATH = "app.tcss"
+    # What the tabs share, then each tab's own rules (in the order they were once one file:
+    # where two rules tie, the later wins).
+    CSS_PATH = ["app.tcss", "tabs/launcher/launcher.tcss", "tabs/runs/runs.tcss", "screens/screens.tcss",
+                "tabs/mlflow_ops/mlflow_ops.tcss", "tabs/serving/serving.tcss", "tabs/registry/registry.tcss"]
     TITLE = "vtm"
     # Start in the task list, never on the tab strip: focusing a widget in a pane also makes
     # that pane the active tab, so an early focus elsewhere could undo a tab key.
@@ -68,11 +73,15 @@ class VtmApp(App[int]):
 
     def _focus_active_pane(self) -> None:
         pane = self.active_pane
-        if pane is not None and hasattr(pane, "focus_default"):
+        if isinstance(pane, VtmPane):
             pane.focus_default()
 
     def action_show_tab(self, tab: str) -> None:
         self._wanted_tab = tab
+        if self.tabs.active != tab:
+            # Let go of focus first: a focused widget hidden with its pane hands focus to a sibling
+            # in that pane (Textual's focus reset), which would make the old tab active again.
+            self.screen.set_focus(None)
         self.tabs.active = tab
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -91,7 +100,8 @@ class VtmApp(App[int]):
 
     def on_catalog_loaded(self, message: CatalogLoaded) -> None:
         if message.catalog is not None:
-            self.query_one(RunsPane).set_catalog(message.catalog)
+            for pane in self.query(VtmPane):
+                pane.set_catalog(message.catalog)
 
     def on_run_launched(self, message: RunLaunched) -> None:
         self.action_show_tab("runs")

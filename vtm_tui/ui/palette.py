@@ -5,6 +5,8 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from vtm_tui.ui.tabs.base import VtmPane
+
 
 class TabActionsProvider(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
@@ -15,7 +17,7 @@ class TabActionsProvider(Provider):
             if not binding.show or not active.enabled or (node, binding.action) in seen:
                 continue
             seen.add((node, binding.action))
-            where = getattr(node, "tab_title", None) or ("vtm" if node is self.app else "")
+            where = node.tab_title if isinstance(node, VtmPane) else "vtm" if node is self.app else ""
             help_text = f"{self.app.get_key_display(binding)}" + (f" · {where}" if where else "")
             commands.append((binding.description, help_text, partial(node.run_action, binding.action)))
         return commands

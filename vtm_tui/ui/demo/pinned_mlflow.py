@@ -1,7 +1,7 @@
 """Pinned MLflow data for the MLflow Ops tab in screenshots and snapshot tests.
 
-`with_demo_mlflow(sources)` adds a `tracking` source that answers from the fixed experiments and
-runs below (no server, no clock: times are relative to demo.NOW), and `show_mlflow_ops(pilot)`
+`with_demo_mlflow(sources)` pins the `tracking` source: it answers from the fixed experiments and
+runs below (no server, no clock: times are relative to world.NOW), and `show_mlflow_ops(pilot)`
 opens the tab and brings it to the state the pictures show: two runs marked for comparison and
 the best run picked.
 """
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import replace
 
 from vtm_tui.core.tracking.client import ExperimentInfo, MetricPoint, RunInfo
-from vtm_tui.settings import Settings
-from vtm_tui.ui.demo.world import NOW, TRACKING_URI
+from vtm_tui.ui.demo.world import NOW, TRACKING_URI, until
 from vtm_tui.ui.sources import Sources
 
 _NOW_MS = int(NOW * 1000)
@@ -112,22 +109,9 @@ class DemoTracking:
         return list(self._histories.get((run_id, key), []))
 
 
-@dataclass(frozen=True)
-class MlflowDemoSources(Sources):
-    tracking: Callable[[Settings], Any] = field(default=lambda _settings: DemoTracking())
-
-
-def with_demo_mlflow(sources: Sources) -> MlflowDemoSources:
-    """`sources` (e.g. demo.make_demo's) plus the pinned tracking data above."""
-    return MlflowDemoSources(**{f.name: getattr(sources, f.name) for f in fields(Sources)})
-
-
-async def _until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the MLflow Ops demo did not reach: {what}")
-        await pilot.pause(0.05)
+def with_demo_mlflow(sources: Sources) -> Sources:
+    """`sources` (e.g. world.make_demo's) with the pinned tracking data above."""
+    return replace(sources, tracking=lambda _settings: DemoTracking())
 
 
 async def show_mlflow_ops(pilot) -> None:
@@ -143,11 +127,12 @@ async def show_mlflow_ops(pilot) -> None:
         await pilot.press("3")
         await pilot.pause(0.1)
     pane = app.query_one(MlflowOpsPane)
-    await _until(pilot, lambda: pane.ready and pane.runs and pane.best_card.metric, "runs and defaults")
+    await until(pilot, lambda: pane.ready and pane.runs and pane.best_card.metric,
+                "the MLflow Ops demo's runs and defaults")
     pane.table.focus()
     await pilot.press("space", "down", "space")
-    await _until(pilot, lambda: len(pane.query(HistoryPlot)) == 3
-                 and all(len(plot.series) == 2 for plot in pane.query(HistoryPlot)), "the compare chart")
+    await until(pilot, lambda: len(pane.query(HistoryPlot)) == 3
+                and all(len(plot.series) == 2 for plot in pane.query(HistoryPlot)), "the MLflow Ops demo's chart")
     await pilot.press("b")
-    await _until(pilot, lambda: pane.best_card.best is not None, "the best run")
+    await until(pilot, lambda: pane.best_card.best is not None, "the MLflow Ops demo's best run")
     await pilot.pause(0.2)

@@ -1,24 +1,22 @@
-"""The Serving tab's part of the pinned demo world (see `demo.py`).
+"""The Serving tab's part of the pinned demo world (see `world.py`).
 
 `make_serving_demo(root)` is `make_demo(root)` plus pinned serving sources: MLflow models with
-aliases, registry entries (the models of the default catalog, as in `demo_registry.py`), two
+aliases, registry entries (the models of the default catalog, as in `pinned_registry.py`), two
 model servers that are "up" (no process behind them), and a prediction that answers at once
 with a fixed segmentation result, as the registry fallback would (a download, then the local
 loader). Nothing is started and nothing is contacted.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, fields, make_dataclass
-from functools import cache
+from dataclasses import replace
 from pathlib import Path
 
 from vtm_tui.core.serving.native import ServerRecord
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
-from vtm_tui.ui.demo.world import NOW, TRACKING_URI, make_demo
+from vtm_tui.ui.demo.world import NOW, TRACKING_URI, make_demo, until
 from vtm_tui.ui.sources import Sources
-from vtm_tui.ui.tabs.serving.actions import Catalogue, ModelChoice, ServingSources
+from vtm_tui.ui.sources.serving import Catalogue, ModelChoice, ServingSources
 
 BUNDLE_SIZE = 2_314_752  # bytes of the demo's registry bundle
 CLS, SEG = "classification-best-model", "segmentation-best-model"  # the default catalog's models
@@ -102,39 +100,14 @@ def demo_serving_sources() -> ServingSources:
     )
 
 
-@dataclass(frozen=True)
-class ServingDemoSources(Sources):
-    """The demo's Sources with the Serving tab's pinned ones (the tab looks for `serving`)."""
-    serving: ServingSources = field(default_factory=demo_serving_sources)
-
-
-@cache
-def _with_serving_class(base: type) -> type:
-    if base is Sources:
-        return ServingDemoSources
-    return make_dataclass(f"Serving{base.__name__}", [("serving", ServingSources,
-                                                       field(default_factory=demo_serving_sources))],
-                          bases=(base,), frozen=True)
-
-
 def with_serving(sources: Sources) -> Sources:
-    """`sources` plus the pinned serving ones, keeping whatever other demo sources it has (so
-    `with_serving(with_demo_mlflow(sources))` pins both tabs)."""
-    cls = _with_serving_class(type(sources))
-    return cls(**{f.name: getattr(sources, f.name) for f in fields(sources) if f.name != "serving"})
+    """`sources` with the pinned serving ones (whatever else it pins stays pinned)."""
+    return replace(sources, serving=demo_serving_sources())
 
 
 def make_serving_demo(root: Path) -> tuple[Settings, Sources]:
     settings, sources = make_demo(root)
     return settings, with_serving(sources)
-
-
-async def _until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the Serving demo did not reach: {what}")
-        await pilot.pause(0.05)
 
 
 async def show_serving(pilot) -> None:
@@ -145,7 +118,8 @@ async def show_serving(pilot) -> None:
 
     await pilot.press("5")
     pane = pilot.app.query_one(ServingPane)
-    await _until(pilot, lambda: pane.ready and pane._catalogue is not None and pane._order, "models and servers")
+    await until(pilot, lambda: pane.ready and pane.servers, "the Serving demo's models and servers")
     await pilot.press("ctrl+g")
-    await _until(pilot, lambda: pane.result.rows and pilot.app.query_one(MaskPreview).grid, "the prediction")
+    await until(pilot, lambda: pane.result.rows and pilot.app.query_one(MaskPreview).grid,
+                "the Serving demo's prediction")
     await pilot.pause(0.2)

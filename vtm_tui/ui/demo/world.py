@@ -4,12 +4,14 @@
 holding a few runs (one of them mid-training, with chart points and a log), and returns the
 Settings and Sources to open the app on it. Everything a picture shows is fixed: the clock,
 the tracking server's answer, the GPU list, run ids and MLflow ids; paths are shown relative
-to `root`, so the pictures are the same on every machine.
+to `root`, so the pictures are the same on every machine. `until` lets a picture's set-up wait
+for what it shows.
 """
 from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 
 from vtm_tui.core.runs.progress import format_meta, format_progress
@@ -97,3 +99,11 @@ def demo_sources(settings: Settings) -> Sources:
         list_runs=lambda _settings: store.list(),
     )
 
+
+async def until(pilot, predicate, what: str, timeout: float = 10.0) -> None:
+    """Let the app run until predicate() holds (AssertionError naming `what` after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)

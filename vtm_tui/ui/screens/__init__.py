@@ -1,1 +1,2 @@
-"""Screens pushed over the tabs: confirmation modal, full-screen log."""
+"""Every screen pushed over the tabs: the confirmation, the full-screen log, the Registry tab's
+dialogs; their styles are screens.tcss."""

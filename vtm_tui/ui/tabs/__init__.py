@@ -1,1 +1,1 @@
-"""One TabPane per tab of the app."""
+"""One package per tab: its pane (a VtmPane, base.py), its cards, its styles (<tab>.tcss)."""

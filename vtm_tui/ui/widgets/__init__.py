@@ -1,1 +1,2 @@
-"""Reusable widgets: forms, progress card, metric charts, log tail, status header."""
+"""Widgets more than one tab (or screen) uses: the live table, log views, one-line text, path
+completion, the status header."""

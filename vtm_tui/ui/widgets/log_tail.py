@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Log
 
 from vtm_tui.core.formatting import format_size
+from vtm_tui.ui.latest import Latest
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.tailer import LogFollower
 
@@ -48,7 +49,7 @@ class FollowsFile:
         self.path: str | None = None
         self._lock = threading.Lock()
         self._pending: deque[str] = deque(maxlen=max_lines)
-        self._generation = 0
+        self._follows = Latest()  # a switch to another file makes the old worker's lines stale
 
     def follow(self, path: str | None) -> None:
         """Show the end of `path` and keep following it (None: show nothing)."""
@@ -56,11 +57,11 @@ class FollowsFile:
             return
         self.path = path
         with self._lock:
-            self._generation += 1
+            generation = self._follows.new()
             self._pending.clear()
         self.clear_lines()
         if path:
-            self._follow(path, self._generation)
+            self._follow(path, generation)
         else:
             self.workers.cancel_group(self, "follow")
 
@@ -71,7 +72,7 @@ class FollowsFile:
             lines, skipped = follower.read_new()
             if lines or skipped:
                 with self._lock:
-                    if generation != self._generation:
+                    if not self._follows.is_current(generation):
                         return
                     if skipped:
                         self._pending.append(_skipped_note(skipped))

@@ -11,10 +11,10 @@ from vtm_tui.core.formatting import display_path, redact_url
 from vtm_tui.settings import Settings
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.sources import Sources
+from vtm_tui.ui.status_styles import TRACKING_SERVER
 from vtm_tui.ui.widgets.text_line import TextLine
 
 STATUS_INTERVAL = 5.0  # seconds; the check is an HTTP round trip with a 2 s timeout
-_STATE_STYLE = {"up": "bold green", "starting": "bold yellow", "down": "bold red"}
 
 
 class StatusHeader(TextLine):
@@ -44,7 +44,7 @@ class StatusHeader(TextLine):
     def _render_line(self) -> None:
         state, uri, note = self._server
         line = Text.assemble(
-            ("MLflow ", "bold"), ("● " + state, _STATE_STYLE.get(state, "dim")), " ", uri,
+            ("MLflow ", "bold"), ("● " + state, TRACKING_SERVER.style(state)), " ", uri,
             (f" ({note})" if note else "", "dim"),
             ("  registry ", "bold"), self.registry_text(),
             ("  catalog ", "bold"), display_path(self.settings.catalog_path, self.settings.workdir))

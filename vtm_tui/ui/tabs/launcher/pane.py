@@ -17,7 +17,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import DescendantFocus
 from textual.message import Message
-from textual.widgets import Button, Label, OptionList, Select, Static, TabPane
+from textual.widget import Widget
+from textual.widgets import Button, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from vtm_tui.core.formatting import display_path
@@ -27,6 +28,7 @@ from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CatalogLoaded, RunLaunched
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.sources import Gpu, Sources, gpu_options
+from vtm_tui.ui.tabs.base import VtmPane
 from vtm_tui.ui.tabs.launcher.task_form import FieldRow, TaskForm
 from vtm_tui.ui.widgets.text_line import TextLine
 
@@ -62,7 +64,11 @@ def _error_line(error, base) -> str:
     return f"{where}: {error.key}: {error.message}" if error.key else f"{where}: {error.message}"
 
 
-class LauncherPane(TabPane):
+class LauncherPane(VtmPane):
+    # The first tab, and the catalog's reader for the others: live from the start. Its first job
+    # imports the catalog module (pydantic), which would otherwise hold the GIL while the first
+    # frame is being drawn, hence after it.
+    EAGER = True
     BINDINGS = [
         Binding("ctrl+l,f5", "launch", "Launch", id="launcher.launch"),
         Binding("ctrl+r", "reload_catalog", "Reload catalog", id="launcher.reload"),
@@ -77,9 +83,7 @@ class LauncherPane(TabPane):
         error: BaseException
 
     def __init__(self, settings: Settings, sources: Sources) -> None:
-        super().__init__("Launcher", id="launcher")
-        self.tab_title = "Launcher"
-        self.settings, self.sources = settings, sources
+        super().__init__("Launcher", "launcher", settings, sources)
         self.catalog: Catalog | None = None
         self._drafts: dict[str, dict] = {}  # per task: what the user changed, kept across switches
         self._pending_gpus: str | None = None
@@ -104,17 +108,15 @@ class LauncherPane(TabPane):
                     yield Button("Launch ^l", variant="primary", compact=True, id="launch-button")
         yield Static(id="catalog-errors")
 
-    def on_mount(self) -> None:
-        # After the first frame: the watcher's first job imports the catalog module
-        # (pydantic), which would otherwise hold the GIL while the screen is being drawn.
-        self.call_after_refresh(self._watch_catalog)
-        self.call_after_refresh(self._probe_gpus)
+    def load(self) -> None:
+        self._watch_catalog()
+        self._probe_gpus()
 
     def on_unmount(self) -> None:
         self._reload.set()  # wake the watcher so it sees it was cancelled
 
-    def focus_default(self) -> None:
-        self.query_one("#task-list", OptionList).focus()
+    def default_focus(self) -> Widget:
+        return self.query_one("#task-list", OptionList)
 
     @property
     def form(self) -> TaskForm:
@@ -139,7 +141,11 @@ class LauncherPane(TabPane):
         self._reload.set()
 
     async def on_catalog_loaded(self, message: CatalogLoaded) -> None:
-        # Not stopped: it bubbles on to the app, which passes the catalog to the Runs tab.
+        # Handed straight to the app, which hands the catalog to every tab: bubbling up through
+        # the screen would queue it behind the screen's layout work (most of a second when a
+        # tab is opened at start-up), and a tab shown meanwhile would load without it.
+        message.stop()
+        self.app.post_message(CatalogLoaded(message.catalog, message.errors))
         errors_box = self.query_one("#catalog-errors", Static)
         if message.catalog is None:
             self.catalog = None
@@ -148,6 +154,7 @@ class LauncherPane(TabPane):
             text.append("\n".join(message.errors), style="red")
             errors_box.update(text)
             self.add_class("-broken")
+            self.mark_ready()
             return
         self.remove_class("-broken")
         errors_box.update("")
@@ -161,10 +168,11 @@ class LauncherPane(TabPane):
             self.query_one("#task-title", Static).update(Text(
                 f"No enabled tasks in {display_path(self.catalog.path, self.settings.workdir)}"))
             await self.form.show(None)
-            return
-        ids = [task.task_type for task in tasks]
-        task_list.highlighted = ids.index(current) if current in ids else 0
-        await self._show_task(ids[task_list.highlighted])
+        else:
+            ids = [task.task_type for task in tasks]
+            task_list.highlighted = ids.index(current) if current in ids else 0
+            await self._show_task(ids[task_list.highlighted])
+        self.mark_ready()
 
     # -- task and form ---------------------------------------------------------------------
 
@@ -320,8 +328,7 @@ class LauncherPane(TabPane):
                 row = self.form.row(error.field)
                 if row is not None:
                     row.show_error(error.message.removeprefix(f"{error.field}: "))
-        self.notify(error_text(message.error), title="Launch failed", severity="error",
-                    markup=False, timeout=10)
+        self.report_failure(message.error, "Launch failed", timeout=10)
 
 
 def _task_prompt(task: Task) -> Text:

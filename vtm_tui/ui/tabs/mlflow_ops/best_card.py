@@ -1,29 +1,38 @@
 """The best-run card: rank the experiment's runs by a metric, then register the winner.
 
-A form only: it asks for a pick or a registration with messages, and the MLflow Ops tab runs
-them in workers and hands the answers back (`show_best`, `show_registration`, `show_error`).
-Metric, mode and model name come from a catalog task (chosen, or guessed from the runs' task
-tag) or are typed.
+The card runs both in workers of its own, on the tab's tracking link. `BestPicked` goes up to
+the tab, which shows the pick on the card and puts the table's cursor on that run in one go;
+`Registered` the card shows itself; a failure is a `TrackingFailed`, shown on the card and told
+to the tab. Metric, mode and model name come from a
+catalog task (chosen, or guessed from the runs' task tag) or are typed; the experiment and the
+filter are the tab's (`scope`).
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
 from vtm_tui.core.formatting import format_number
+from vtm_tui.ui.tabs.base import report_failure
+from vtm_tui.ui.tabs.mlflow_ops.tracking_link import TrackingFailed, TrackingLink
 
 if TYPE_CHECKING:
+    from vtm_tui.core.catalog.loader import Catalog
     from vtm_tui.core.tracking.best import BestRun
+    from vtm_tui.core.tracking.client import RunInfo
     from vtm_tui.core.tracking.register import Registration
 
 DEFAULT_ALIAS = "dev"
+TASK_TAG = "vtm.task_type"  # set by vtm's training helper: which catalog task made the run
 
 
 @dataclass(frozen=True)
@@ -36,21 +45,24 @@ class TaskDefaults:
     artifact_path: str
 
 
+def task_defaults(catalog: Catalog) -> list[TaskDefaults]:
+    return [TaskDefaults(task.task_type, task.mlflow.metric, task.mlflow.mode or "max", task.mlflow.model_name,
+                         task.mlflow.artifact_path or "model") for task in catalog.tasks]
+
+
 class BestRunCard(Vertical):
     @dataclass
-    class PickRequested(Message):
-        metric: str
-        mode: str
+    class BestPicked(Message):
+        best: BestRun
 
     @dataclass
-    class RegisterRequested(Message):
-        run_id: str
-        model_name: str
-        alias: str | None
-        artifact_path: str
+    class Registered(Message):
+        registration: Registration
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, link: TrackingLink, scope: Callable[[], tuple[str | None, str]], **kwargs) -> None:
+        """scope: the tab's (experiment name or None, MLflow filter) that a pick ranks."""
         super().__init__(**kwargs)
+        self.link, self.scope = link, scope
         self.tasks: dict[str, TaskDefaults] = {}
         self.best: BestRun | None = None
 
@@ -87,6 +99,12 @@ class BestRunCard(Vertical):
             select.value = task
             self._apply(self.tasks[task])  # now, not when Select.Changed arrives: the tab reads it
 
+    def suggest_for(self, runs: list[RunInfo]) -> None:
+        """The catalog task that made most of these runs gives the card its defaults."""
+        tasks = Counter(run.tags.get(TASK_TAG) for run in runs if run.tags.get(TASK_TAG))
+        if tasks:
+            self.suggest_task(tasks.most_common(1)[0][0])
+
     @on(Select.Changed, "#best-task")
     def _task_chosen(self, event: Select.Changed) -> None:
         if event.value in self.tasks:
@@ -119,7 +137,11 @@ class BestRunCard(Vertical):
             self.show_error("Name the metric to rank by (or choose a task)")
             return
         self.show_note(f"Ranking runs by {self.metric} ({self.mode})…")
-        self.post_message(self.PickRequested(self.metric, self.mode))
+        experiment, runs_filter = self.scope()
+        if experiment is None:
+            self.show_error("No experiment selected")
+            return
+        self._find_best(experiment, self.metric, self.mode, runs_filter)
 
     def request_register(self) -> None:
         model = self.query_one("#best-model", Input).value.strip()
@@ -132,7 +154,7 @@ class BestRunCard(Vertical):
             self.show_error("Name the registered model")
             return
         self.show_note(f"Registering run {self.best.run.run_id[:8]} as {model}…")
-        self.post_message(self.RegisterRequested(self.best.run.run_id, model, alias, self.artifact_path))
+        self._register_model(self.best.run.run_id, model, alias, self.artifact_path)
 
     @on(Button.Pressed, "#best-pick")
     @on(Input.Submitted, "#best-metric")
@@ -145,6 +167,40 @@ class BestRunCard(Vertical):
     def _register(self, event: Message) -> None:
         event.stop()
         self.request_register()
+
+    # -- workers ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="mlops-best")
+    def _find_best(self, experiment: str, metric: str, mode: str, runs_filter: str) -> None:
+        from vtm_tui.core.tracking.best import best_run
+
+        try:
+            best = best_run(self.link.get(), experiment, metric, mode, runs_filter or None)
+        except Exception as exc:
+            self.post_message(self.link.failed("best", exc))
+            return
+        self.post_message(self.BestPicked(best))
+
+    @work(thread=True, exclusive=True, group="mlops-register")
+    def _register_model(self, run_id: str, model_name: str, alias: str | None, artifact_path: str) -> None:
+        from vtm_tui.core.tracking.register import register_run
+
+        try:
+            registration = register_run(self.link.get(), run_id, model_name, artifact_path, alias)
+        except Exception as exc:
+            self.post_message(self.link.failed("register", exc))
+            return
+        self.post_message(self.Registered(registration))
+
+    def on_best_run_card_registered(self, message: Registered) -> None:
+        message.stop()
+        self.show_registration(message.registration)
+        self.notify(message.registration.summary(), title="Model registered", markup=False)
+
+    def on_tracking_failed(self, message: TrackingFailed) -> None:
+        self.show_error(message.error)  # and on to the tab, which says when MLflow is unreachable
+        if message.what == "register":
+            report_failure(self, message.error, "Register failed")
 
     # -- answers ----------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Drawn with braille dots (2x4 per cell) by a small pure function, not a plotting library: the
 lines of several runs share one scale, so runs can be compared, and the picture depends only on
-the data and the size (stable snapshots, no global plotting state across threads).
+the data and the size (stable snapshots, no global plotting state across threads). The card
+(`HistoryCharts`) fetches the histories it lacks in a worker of its own, once the cursor rests.
 """
 from __future__ import annotations
 
@@ -10,18 +11,28 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from vtm_tui.core.formatting import format_number
+from vtm_tui.ui.pacing import pause
+from vtm_tui.ui.tabs.mlflow_ops.tracking_link import TrackingFailed, TrackingLink
+
+if TYPE_CHECKING:
+    from vtm_tui.core.tracking.client import RunInfo
 
 # One colour per compared run, in marking order; fixed hex values so pictures match everywhere.
 PALETTE = ("#4FC1FF", "#F28FAD", "#A6E3A1", "#F9E2AF", "#CBA6F7", "#FAB387", "#94E2D5", "#EBA0AC")
 MAX_SERIES = len(PALETTE)
+CHART_DELAY = 0.15  # seconds; scrolling through the table fetches only where the cursor rests
 _DOT = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][column] of a braille cell
 
 
@@ -138,11 +149,22 @@ class HistoryPlot(Widget):
 
 
 class HistoryCharts(VerticalScroll):
-    """One HistoryPlot per metric; rebuilt whenever what is charted changes."""
+    """One HistoryPlot per metric; rebuilt whenever what is charted changes. Histories are
+    fetched once and kept (`forget` drops them: a refresh, an import)."""
 
-    def __init__(self, **kwargs) -> None:
+    @dataclass
+    class HistoriesLoaded(Message):
+        histories: dict[tuple[str, str], list[tuple[float, float]]]
+
+    def __init__(self, link: TrackingLink, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.link = link
         self.charted: dict[str, list[Series]] = {}
+        self._histories: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (run id, metric) -> points
+        self._runs: list[tuple[RunInfo, str]] = []  # what to chart: (run, colour)
+        self._keys: list[str] = []
+        self._marked = False
+        self._draw_pending = False
 
     def compose(self) -> ComposeResult:
         yield Static("Select a run to chart its metrics; mark runs with space to compare them.",
@@ -155,3 +177,59 @@ class HistoryCharts(VerticalScroll):
             await self.mount_all(HistoryPlot(key, series) for key, series in charted.items())
         else:
             await self.mount(Static(empty or "no metric history", classes="charts-empty"))
+
+    def chart(self, runs: list[tuple[RunInfo, str]], keys: list[str], marked: bool) -> None:
+        """Chart these runs' (run, colour) histories of these metrics: fetch the missing ones,
+        then draw. marked: the runs are the marked ones (else the highlighted one)."""
+        self._runs, self._keys, self._marked = runs, keys, marked
+        missing = [(run.run_id, key) for run, _ in runs for key in keys
+                   if key in run.metrics and (run.run_id, key) not in self._histories]
+        if missing:
+            self._fetch(missing)
+        else:
+            self._schedule_draw()
+
+    def forget(self) -> None:
+        self._histories.clear()
+
+    @work(thread=True, exclusive=True, group="mlops-history")
+    def _fetch(self, wanted: list[tuple[str, str]]) -> None:
+        if not pause(CHART_DELAY):
+            return
+        found, worker = {}, get_current_worker()
+        try:
+            tracking = self.link.get()
+            for run_id, key in wanted:
+                if worker.is_cancelled:
+                    return
+                found[(run_id, key)] = [(p.step, p.value) for p in tracking.metric_history(run_id, key)]
+        except Exception as exc:
+            self.post_message(self.link.failed("history", exc))
+            return
+        self.post_message(self.HistoriesLoaded(found))
+
+    def on_history_charts_histories_loaded(self, message: HistoriesLoaded) -> None:
+        message.stop()
+        self._histories.update(message.histories)
+        self._schedule_draw()
+
+    def on_tracking_failed(self, message: TrackingFailed) -> None:
+        self.call_later(self.show, {}, message.error)  # and on to the tab
+
+    def _schedule_draw(self) -> None:
+        if not self._draw_pending:  # one redraw for a burst of marks and highlights
+            self._draw_pending = True
+            self.call_later(self._draw)
+
+    async def _draw(self) -> None:
+        self._draw_pending = False
+        series: dict[str, list[Series]] = {}
+        for key in self._keys:
+            lines = [Series(run.name or run.run_id[:8], tuple(self._histories[(run.run_id, key)]), color)
+                     for run, color in self._runs if (run.run_id, key) in self._histories]
+            if lines:
+                series[key] = lines
+        self.border_title = ("Metric history · " + (f"{len(self._runs)} marked runs" if self._marked
+                             else "highlighted run (space marks runs)"))
+        if series != self.charted or not self.children:
+            await self.show(series, "no metrics logged" if self._runs else "no run selected")

@@ -1,21 +1,29 @@
 """The TensorBoard import card: a log directory, the target experiment and run name, start and
-cancel, live progress while the MLflow Ops tab's worker imports, then the report.
+cancel, live progress while its worker imports, then the report.
 
-A form only, like the best-run card: it posts StartRequested / CancelRequested and is told
-what happens with `show_progress`, `show_report` and `show_error`.
+The import runs in the card's own worker, cancelled with a threading.Event (it resumes next
+time: points already in MLflow are skipped). Progress comes as coalescing `ImportProgress`
+messages; `ImportFinished` bubbles up to the tab, which then shows the experiment imported into.
+An import may start vtm's embedded server, as a launch does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
+from vtm_tui.errors import error_text
+from vtm_tui.settings import Settings
+from vtm_tui.ui.status_styles import TB_IMPORT
 from vtm_tui.ui.widgets.text_line import TextLine
 
 if TYPE_CHECKING:
@@ -43,18 +51,35 @@ def summary_lines(report: ImportReport) -> list[str]:
 
 class TbImportCard(Vertical):
     @dataclass
-    class StartRequested(Message):
-        log_dir: str
-        experiment: str
-        run_name: str | None
+    class ImportProgress(Message):
+        done: int
+        total: int
+        elapsed: float
 
-    class CancelRequested(Message):
-        pass
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, TbImportCard.ImportProgress)
 
-    def __init__(self, experiment: str = "", **kwargs) -> None:
+    @dataclass
+    class ImportFinished(Message):
+        report: ImportReport | None
+        lines: list[str] = field(default_factory=list)
+        error: str | None = None
+
+    def __init__(self, settings: Settings, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._experiment = experiment
+        self.settings = settings
+        self._experiment = settings.experiment_name
         self.running = False
+        self._cancel: threading.Event | None = None  # while an import runs
+
+    @property
+    def busy(self) -> bool:
+        """An import is running (until its report is in)."""
+        return self._cancel is not None
+
+    def on_unmount(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()  # the import resumes next time; the app must not wait for it
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="card-line"):
@@ -90,12 +115,20 @@ class TbImportCard(Vertical):
             self._hint("Name the MLflow experiment to import into")
             return
         run_name = self.query_one("#tb-run-name", Input).value.strip() or None
-        self.post_message(self.StartRequested(log_dir, experiment, run_name))
+        folder = Path(log_dir).expanduser()
+        if not folder.is_absolute():
+            folder = self.settings.workdir / folder
+        self._cancel = threading.Event()
+        note = " (starting the MLflow server first if it is down)" if self.settings.embedded_tracking else ""
+        self.set_running(True, f"Importing {log_dir} into {experiment}…{note}")
+        self.refresh_bindings()
+        self._import(folder, experiment, run_name, self._cancel)
 
     def request_cancel(self) -> None:
         if self.running:
-            self.query_one("#tb-rate", TextLine).update(Text("cancelling…", style="magenta"))
-            self.post_message(self.CancelRequested())
+            self.query_one("#tb-rate", TextLine).update(TB_IMPORT.text("cancelling", "cancelling…"))
+            if self._cancel is not None:
+                self._cancel.set()
 
     @on(Button.Pressed, "#tb-start")
     @on(Input.Submitted, "#tb-dir, #tb-experiment, #tb-run-name")
@@ -107,6 +140,44 @@ class TbImportCard(Vertical):
     def _cancel(self, event: Button.Pressed) -> None:
         event.stop()
         self.request_cancel()
+
+    # -- the import ------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="mlops-tb-import")
+    def _import(self, log_dir: Path, experiment: str, run_name: str | None, cancel: threading.Event) -> None:
+        from vtm_tui.core.tensorboard.importer import format_report, import_tensorboard
+
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            self.post_message(self.ImportProgress(done, total, time.monotonic() - started))
+
+        try:
+            report = import_tensorboard(log_dir, tracking_uri=self.settings.tracking_uri,
+                                        experiment_name=experiment, run_name=run_name,
+                                        on_progress=progress, cancel=cancel, settings=self.settings)
+        except Exception as exc:
+            self.post_message(self.ImportFinished(None, error=error_text(exc)))
+            return
+        self.post_message(self.ImportFinished(report, format_report(report)))
+
+    def on_tb_import_card_import_progress(self, message: ImportProgress) -> None:
+        message.stop()
+        if self._cancel is not None:
+            self.show_progress(message.done, message.total, message.elapsed)
+
+    def on_tb_import_card_import_finished(self, message: ImportFinished) -> None:
+        self._cancel = None  # and on to the tab, which then shows what was imported
+        self.refresh_bindings()
+        if message.report is None:
+            self.show_error(message.error or "the import failed")
+            return
+        report = message.report
+        self.show_report(report)
+        self.query_one("#tb-summary").scroll_visible(animate=False)
+        severity = "warning" if report.problems or report.cancelled else "information"
+        self.notify(message.lines[0] if message.lines else "TensorBoard import finished",
+                    title="TensorBoard import", severity=severity, markup=False)
 
     # -- what the worker says ---------------------------------------------------------------
 
@@ -133,10 +204,9 @@ class TbImportCard(Vertical):
         done = report.points_imported + report.points_skipped
         bar.update(total=max(done, 1), progress=done if not report.cancelled else bar.progress)
         rate = report.points_imported / report.elapsed if report.elapsed > 0 else 0.0
-        state = ("cancelled", "magenta") if report.cancelled else \
-            ("problems", "bold red") if report.problems else ("done", "bold green")
+        state = "cancelled" if report.cancelled else "problems" if report.problems else "done"
         self.query_one("#tb-rate", TextLine).update(Text.assemble(
-            (state[0], state[1]), f" · {report.points_imported:,} points · {rate:,.0f} points/s"))
+            TB_IMPORT.text(state), f" · {report.points_imported:,} points · {rate:,.0f} points/s"))
         text = Text("\n".join(summary_lines(report)))
         for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
             text.append(f"\nproblem: {problem}", style="red")
@@ -146,7 +216,7 @@ class TbImportCard(Vertical):
 
     def show_error(self, error: str) -> None:
         self.set_running(False)
-        self.query_one("#tb-rate", TextLine).update(Text("failed", style="bold red"))
+        self.query_one("#tb-rate", TextLine).update(TB_IMPORT.text("failed"))
         self._hint(error)
 
     def _hint(self, text: str) -> None:

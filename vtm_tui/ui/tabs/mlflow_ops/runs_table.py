@@ -7,17 +7,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from vtm_tui.core.formatting import format_age, format_duration, format_number
+from vtm_tui.ui.status_styles import MLFLOW_RUN
 from vtm_tui.ui.tabs.mlflow_ops.history_chart import PALETTE
+from vtm_tui.ui.widgets.live_table import LiveTable
 
 if TYPE_CHECKING:
     from vtm_tui.core.tracking.client import RunInfo
 
 MAX_METRIC_COLUMNS = 8
-STATUS_STYLE = {"RUNNING": "bold yellow", "FINISHED": "green", "FAILED": "bold red",
-                "KILLED": "magenta", "SCHEDULED": "dim"}
 # Columns MLflow can order by (attributes), by column key; metrics are "metric:<key>".
 ATTRIBUTE_ORDER = {"name": "attributes.run_name", "status": "attributes.status",
                    "started": "attributes.start_time"}
@@ -44,6 +43,34 @@ class SortKey:
         name = self.metric or {"started": "start time"}.get(self.column, self.column)
         return f"{name} {'▼' if self.descending else '▲'}"
 
+    def following(self, metrics: list[str]) -> SortKey:
+        """The next column to sort by (`s` cycles through the columns); numbers and times
+        start descending, names and statuses ascending."""
+        columns = ["started", *(f"metric:{key}" for key in metrics), "name", "status"]
+        column = columns[(columns.index(self.column) + 1) % len(columns)] if self.column in columns else columns[0]
+        return SortKey(column, column not in ("name", "status"))
+
+    def clicked(self, column: str) -> SortKey | None:
+        """A click on this column's header: sort by it, or reverse it; None: not sortable."""
+        if column not in ("name", "status", "started") and not column.startswith("metric:"):
+            return None
+        if column == self.column:
+            return SortKey(column, not self.descending)
+        return SortKey(column, column not in ("name", "status"))
+
+
+def runs_summary(count: int, limit: int, sort: SortKey, runs_filter: str, marked: int) -> Text:
+    """The line above the table: how many runs, in which order, filtered how, how many marked."""
+    text = Text.assemble((f"{count} run{'s' if count != 1 else ''}", "bold"),
+                         f"{' (the first ' + str(limit) + ')' if count >= limit else ''}"
+                         f" · sorted by {sort.label()}")
+    if runs_filter:
+        text.append(" · filter ")
+        text.append(runs_filter, "cyan")
+    if marked:
+        text.append(f" · {marked} marked", "bold")
+    return text
+
 
 def metric_columns(runs: list[RunInfo], first: str | None = None, also: str | None = None) -> list[str]:
     """The metric keys to show: `first` (the best-run metric) when present, then the rest
@@ -66,11 +93,11 @@ def run_duration(run: RunInfo, now: float) -> float | None:
     return None if end is None else max(0.0, end - run.start_time / 1000)
 
 
-class MlflowRunsTable(DataTable):
-    """Rebuilt on every load (a few hundred rows at most); the cursor stays on its run."""
+class MlflowRunsTable(LiveTable):
+    """Rebuilt on every load, columns too (a few hundred rows at most); the cursor stays on its run."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.runs: list[RunInfo] = []
         self.metrics: list[str] = []
         self.marked: list[str] = []  # run ids, in marking order (that order picks the colours)
@@ -95,14 +122,11 @@ class MlflowRunsTable(DataTable):
         self.add_column("Duration", key="duration")
         for key in metrics:
             self.add_column(label(key, f"metric:{key}"), key=f"metric:{key}")
-        for run in runs:
-            self.add_row(*self._cells(run, now), key=run.run_id)
-        if current in ids:
-            self.move_cursor(row=self.get_row_index(current), animate=False)
+        self.show_rows({run.run_id: self._cells(run, now) for run in runs}, keep=current)
 
     def _cells(self, run: RunInfo, now: float) -> list:
         return [self._mark(run.run_id), Text(run.name or "-", overflow="ellipsis"), run.run_id[:8],
-                Text(run.status.lower(), style=STATUS_STYLE.get(run.status, "")),
+                MLFLOW_RUN.text(run.status, run.status.lower()),
                 format_age(None if run.start_time is None else now - run.start_time / 1000, compact=True),
                 Text(format_duration(run_duration(run, now)), justify="right"),
                 *(Text(format_number(run.metrics.get(key)), justify="right") for key in self.metrics)]
@@ -114,14 +138,21 @@ class MlflowRunsTable(DataTable):
 
     @property
     def current_run_id(self) -> str | None:
-        if not self.runs or not 0 <= self.cursor_row < len(self.runs) or self.row_count == 0:
-            return None
-        return self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        return self.current_key
 
     @property
     def current_run(self) -> RunInfo | None:
         run_id = self.current_run_id
         return next((run for run in self.runs if run.run_id == run_id), None)
+
+    def charted_runs(self) -> list[tuple[RunInfo, str]]:
+        """(run, colour) to chart: the marked runs in marking order, else the highlighted run."""
+        by_id = {run.run_id: run for run in self.runs}
+        if self.marked:
+            return [(by_id[run_id], PALETTE[i % len(PALETTE)])
+                    for i, run_id in enumerate(self.marked) if run_id in by_id]
+        run = self.current_run
+        return [(run, PALETTE[0])] if run is not None else []
 
     def toggle_mark(self, run_id: str) -> None:
         if run_id in self.marked:
@@ -137,7 +168,4 @@ class MlflowRunsTable(DataTable):
             self.update_cell(run_id, "mark", self._mark(run_id))
 
     def select_run(self, run_id: str) -> bool:
-        if run_id not in {run.run_id for run in self.runs}:
-            return False
-        self.move_cursor(row=self.get_row_index(run_id), animate=False)
-        return True
+        return self.move_to(run_id)

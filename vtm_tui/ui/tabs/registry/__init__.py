@@ -1,1 +1,1 @@
-"""TODO"""
+"""The Registry tab: the model registry's tree, manifests, and its transfers."""

@@ -2,14 +2,14 @@
 one under the cursor) and pull, promote, publish, convert, with progress and cancel.
 
 Every registry call runs in a thread worker on a Registry of its own (core's rule: one per
-thread). Reading the tree and a transfer are separate workers, so the tree can be refreshed
-while a pull runs; one transfer at a time, cancelled with a threading.Event. A registry that
-cannot be reached shows as a status line in the tab; nothing here ever blocks the screen.
+thread). Reading the tree and a transfer are separate workers (the transfer's is the transfer
+bar's), so the tree can be refreshed while a pull runs. A registry that cannot be reached shows as
+a status line in the tab; nothing here ever blocks the screen.
 """
 from __future__ import annotations
 
-import queue
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.message import Message
-from textual.widgets import Static, TabPane, Tree
+from textual.widget import Widget
+from textual.widgets import Static, Tree
 from textual.worker import get_current_worker
 
 from vtm_tui.core.formatting import display_path, redact_url
@@ -32,16 +33,18 @@ from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.screens.registry_dialogs import (
     BestRequest,
     ConvertDialog,
-    PasswordDialog,
     PublishBestDialog,
     PublishDialog,
     PublishRequest,
     PullDialog,
 )
 from vtm_tui.ui.sources import Sources
+from vtm_tui.ui.status_styles import NOTE
+from vtm_tui.ui.tabs.base import VtmPane
 from vtm_tui.ui.tabs.registry import jobs
 from vtm_tui.ui.tabs.registry.detail import RegistryDetail
-from vtm_tui.ui.tabs.registry.transfer import TransferBar, TransferMeter, TransferProgress
+from vtm_tui.ui.tabs.registry.password import PasswordPrompt
+from vtm_tui.ui.tabs.registry.transfer import TransferBar
 from vtm_tui.ui.tabs.registry.tree import Listing, NodeRef, RegistryTree, read_listing
 
 if TYPE_CHECKING:
@@ -51,8 +54,6 @@ if TYPE_CHECKING:
 PUBLISH = Binding.Group("Publish", compact=True)
 TRANSFERS = ("pull", "promote", "publish_file", "publish_best", "convert")
 DEFAULT_DESTINATION = "./downloads"
-STATUS_STYLES = {"done": ("✓ ", "green"), "error": ("✗ ", "red"), "cancelled": ("■ ", "yellow"),
-                 "info": ("", "dim"), "reading": ("", "dim")}
 
 
 def registry_display(settings: Settings) -> str:
@@ -78,15 +79,8 @@ def _read_catalog(settings: Settings) -> Catalog | None:
         return None
 
 
-class _JobContext:
-    def __init__(self, pane: RegistryPane, cancel: threading.Event) -> None:
-        self.pane, self.cancel = pane, cancel
-
-    def meter(self, phase: str) -> TransferMeter:
-        return TransferMeter(self.pane.post_message, phase)
-
-
-class RegistryPane(TabPane):
+class RegistryPane(VtmPane):
+    BODY = "#registry-tree"
     BINDINGS = [
         Binding("p", "pull", "Pull", id="registry.pull", tooltip="Download, verify and unpack the version"),
         Binding("m", "promote", "Promote", id="registry.promote", tooltip="Copy a dev version to release"),
@@ -108,31 +102,21 @@ class RegistryPane(TabPane):
         select: NodeRef | None
         catalog: Catalog | None  # read even when the registry cannot be
 
-    @dataclass
-    class TransferEnded(Message):
-        state: str  # done, failed, cancelled
-        text: str
-        outcome: jobs.Outcome | None = None
-
     def __init__(self, settings: Settings, sources: Sources) -> None:
-        super().__init__("Registry", id="registry")
-        self.tab_title = "Registry"
-        self.settings, self.sources = settings, sources
+        super().__init__("Registry", "registry", settings, sources)
         self.url_text = registry_display(settings)
         self.listing: Listing | None = None
         self.error: str | None = None
+        # Read by each listing's worker, not handed over by the app: the tree's titles and
+        # defaults must come from the catalog as it was when the registry was read.
         self.catalog: Catalog | None = None
         self.reading = False
-        self._loads = 0  # reads started
+        self.loads = 0  # reads started
         self._listed = False  # a listing was shown: the first one expands everything
         self._status_kind = ""
-        self._job: jobs.Job | None = None
-        self._cancel: threading.Event | None = None
-        self._pending: RegistryPane.Listed | None = None  # arrived before the lazy body was mounted
         self._last_publish = PublishRequest("", "")
         self._last_best: BestRequest | None = None
-        self._ftp_password: str | None = None
-        self._password_lock = threading.Lock()
+        self.ftp_password = PasswordPrompt(self, self.url_text)
 
     def compose(self) -> ComposeResult:
         main = Horizontal(RegistryTree(self.url_text, id="registry-tree"), RegistryDetail(id="registry-detail"),
@@ -144,47 +128,41 @@ class RegistryPane(TabPane):
     # -- state -----------------------------------------------------------------------------
 
     @property
-    def ready(self) -> bool:
-        return bool(self.query("#registry-tree"))
+    def settled(self) -> bool:
+        """Read, and nothing running: what snapshot tests wait for."""
+        return self.ready and not self.reading and not self.busy
 
     @property
-    def settled(self) -> bool:
-        """Read once, nothing running: what snapshot tests wait for."""
-        return self.ready and self._loads > 0 and not self.reading and self._job is None and (
-            self.listing is not None or self.error is not None)
+    def busy(self) -> bool:
+        """A transfer is running (one at a time)."""
+        return self.built and self.transfer.busy
 
     @property
     def tree(self) -> RegistryTree:
         return self.query_one("#registry-tree", RegistryTree)
 
-    def on_show(self) -> None:
-        if self._loads == 0:
-            self._start_load()
+    @property
+    def transfer(self) -> TransferBar:
+        return self.query_one(TransferBar)
 
-    def on_unmount(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()  # the app waits for worker threads when it exits
+    def load(self) -> None:
+        self._start_load()
 
-    def focus_default(self) -> None:
-        if self.ready:
-            self.tree.focus()
-            if self._loads == 0:
-                self._start_load()
-        else:
-            self.call_after_refresh(self.focus_default)
+    def default_focus(self) -> Widget:
+        return self.tree
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "cancel_transfer":
-            return self._job is not None
-        if action in TRANSFERS and self._job is not None:
+            return self.busy
+        if action in TRANSFERS and self.busy:
             return None  # shown, greyed: one transfer at a time
         return True
 
     def _status(self, text: str, kind: str = "info") -> None:
         self._status_kind = kind if text else ""
-        if not self.ready:
+        if not self.built:
             return
-        icon, style = STATUS_STYLES[kind]
+        icon, style = NOTE.icon(kind), NOTE.style(kind)
         status = self.query_one("#registry-status", Static)
         status.update(Text.assemble((icon, style), (text, style if kind == "error" else "")))
         status.display = bool(text)
@@ -192,46 +170,23 @@ class RegistryPane(TabPane):
 
     # -- reading the registry --------------------------------------------------------------
 
-    def _open_registry(self) -> Registry:
-        from vtm_tui.core.registry import open_registry
+    @contextmanager
+    def _registry(self) -> Iterator[Registry]:
+        """A Registry for one worker; a password the server refused is forgotten (asked again)."""
+        from vtm_tui.core.registry import AuthError, open_registry
 
-        return open_registry(self.settings, password=self._password, interactive=False)
-
-    def _password(self) -> str:
-        """Called by the FTP backend, in a worker thread, when the server wants a password that
-        neither VTM_FTP_PASSWORD nor ~/.netrc gives."""
-        if self._ftp_password:
-            return self._ftp_password
-        from vtm_tui.core.registry import AuthError
-
-        with self._password_lock:  # a read and a transfer may both ask: one dialog
-            if self._ftp_password:
-                return self._ftp_password
-            answers: queue.Queue = queue.Queue()
-            self.app.call_from_thread(self.app.push_screen, PasswordDialog(self.url_text), answers.put)
-            worker = get_current_worker()
-            while not worker.is_cancelled:
-                try:
-                    answer = answers.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if not answer:
-                    break
-                self._ftp_password = answer
-                return answer
-            raise AuthError(f"{self.url_text}: no password given")
-
-    def _forget_password(self, exc: BaseException) -> None:
-        from vtm_tui.core.registry import AuthError
-
-        if isinstance(exc, AuthError):
-            self._ftp_password = None  # a wrong one: ask again next time
+        try:
+            with open_registry(self.settings, password=self.ftp_password, interactive=False) as registry:
+                yield registry
+        except AuthError:
+            self.ftp_password.forget()
+            raise
 
     def _start_load(self, select: NodeRef | None = None, *, announce: bool = True) -> None:
         """announce: say "Reading…" in the status line (not after an action: its result stays)."""
         if announce:
             self._status("Reading the registry…", "reading")
-        self._loads += 1
+        self.loads += 1
         self.reading = True
         self._load(select)
 
@@ -240,10 +195,9 @@ class RegistryPane(TabPane):
         worker = get_current_worker()
         catalog = _read_catalog(self.settings)
         try:
-            with self._open_registry() as registry:
+            with self._registry() as registry:
                 listing = read_listing(registry, self.url_text, catalog)
         except Exception as exc:
-            self._forget_password(exc)
             if not worker.is_cancelled:
                 self.post_message(self.Listed(None, error_text(exc), select, catalog))
             return
@@ -251,10 +205,6 @@ class RegistryPane(TabPane):
             self.post_message(self.Listed(listing, None, select, catalog))
 
     def on_registry_pane_listed(self, message: Listed) -> None:
-        if not self.ready:
-            self._pending = message
-            self.call_after_refresh(self._apply_pending)
-            return
         self.reading = False
         self.catalog = message.catalog
         tree = self.tree
@@ -267,18 +217,14 @@ class RegistryPane(TabPane):
                 "\n\nCheck VTM_REGISTRY_URL (or the header's registry), the server and the network; "
                 "press r to try again."))
             self._status(f"Registry unreachable: {message.error}  (r: retry)", "error")
-            return
-        first, self._listed = not self._listed, True
-        self.listing, self.error = message.listing, None
-        tree.show_listing(message.listing, select, first=first)
-        self._show_detail()
-        if self._status_kind in ("reading", "error"):
-            self._status("")
-
-    def _apply_pending(self) -> None:
-        message, self._pending = self._pending, None
-        if message is not None:
-            self.on_registry_pane_listed(message)
+        else:
+            first, self._listed = not self._listed, True
+            self.listing, self.error = message.listing, None
+            tree.show_listing(message.listing, select, first=first)
+            self._show_detail()
+            if self._status_kind in ("reading", "error"):
+                self._status("")
+        self.mark_ready()
 
     @on(Tree.NodeHighlighted, "#registry-tree")
     def _highlighted(self) -> None:
@@ -288,14 +234,15 @@ class RegistryPane(TabPane):
         self.query_one(RegistryDetail).show_ref(self.listing, self.tree.cursor_ref, self.sources.clock())
 
     def action_refresh(self) -> None:
-        self._start_load(self.tree.cursor_ref if self.ready else None)
+        if self.built:
+            self._start_load(self.tree.cursor_ref)
 
     # -- choosing what to act on -----------------------------------------------------------
 
     def _target(self, prefer_stage: str | None = None) -> VersionInfo | None:
         """The version under the cursor; for a stage, its LATEST; for a model, the LATEST of
         `prefer_stage`, else of the catalog's default stage (its default version if pinned)."""
-        ref = self.tree.cursor_ref if self.ready else None
+        ref = self.tree.cursor_ref if self.built else None
         model = self.listing.model(ref.model) if self.listing and ref else None
         if model is None:
             self.notify("Select a model or a version in the tree first", severity="warning")
@@ -312,11 +259,12 @@ class RegistryPane(TabPane):
             self.notify(f"{model.name}/{stage or '-'} has no version yet", severity="warning", markup=False)
         return info
 
-    def _busy(self) -> bool:
-        if self._job is not None:
-            self.notify(f"{self._job.title} is running: wait for it or cancel it (c)", severity="warning",
+    def _refused_while_busy(self) -> bool:
+        """One transfer at a time: True (and a notice) while one runs."""
+        if self.busy:
+            self.notify(f"{self.transfer.job.title} is running: wait for it or cancel it (c)", severity="warning",
                         markup=False)
-        return self._job is not None
+        return self.busy
 
     def _model_names(self) -> list[str]:
         names = [model.name for model in self.listing.models] if self.listing else []
@@ -327,7 +275,7 @@ class RegistryPane(TabPane):
 
     def action_pull(self) -> None:
         info = self._target()
-        if info is None or self._busy():
+        if info is None or self._refused_while_busy():
             return
         model = self.listing.model(info.model)
         destination = model.entry.default_destination_dir if model and model.entry else DEFAULT_DESTINATION
@@ -344,7 +292,7 @@ class RegistryPane(TabPane):
 
     def action_promote(self) -> None:
         info = self._target(prefer_stage="dev")
-        if info is None or self._busy():
+        if info is None or self._refused_while_busy():
             return
         if info.stage != "dev":
             self.notify("Promote copies a dev version to release: select a dev version", severity="warning")
@@ -361,9 +309,9 @@ class RegistryPane(TabPane):
             yes="Promote"), answered)
 
     def action_publish_file(self) -> None:
-        if self._busy():
+        if self._refused_while_busy():
             return
-        ref = self.tree.cursor_ref if self.ready else None
+        ref = self.tree.cursor_ref if self.built else None
         last = self._last_publish
         if ref is not None and ref.model and not last.model:
             last = PublishRequest(last.path, ref.model, ref.stage or last.stage)
@@ -376,7 +324,7 @@ class RegistryPane(TabPane):
         self.app.push_screen(PublishDialog(self.settings.workdir, self._model_names(), last), chosen)
 
     def action_publish_best(self) -> None:
-        if self._busy():
+        if self._refused_while_busy():
             return
         found = [task for task in (self.catalog.enabled_tasks() if self.catalog else []) if task.mlflow.model_name]
         if not found:
@@ -386,7 +334,7 @@ class RegistryPane(TabPane):
         tasks = [(task.task_type, task.title or task.task_type,
                   (f"ranks runs by {task.mlflow.metric or '?'} ({task.mlflow.mode or '?'}), "
                    f"publishes to {task.mlflow.model_name}")) for task in found]
-        ref = self.tree.cursor_ref if self.ready else None
+        ref = self.tree.cursor_ref if self.built else None
         # the task that publishes to the model under the cursor, else the first
         last = self._last_best or BestRequest(next(
             (task.task_type for task in found if ref and task.mlflow.model_name == ref.model), found[0].task_type))
@@ -400,7 +348,7 @@ class RegistryPane(TabPane):
 
     def action_convert(self) -> None:
         info = self._target()
-        if info is None or self._busy():
+        if info is None or self._refused_while_busy():
             return
         m = info.manifest
         ref = f"{info.model}/{info.stage}/{info.version}"
@@ -415,44 +363,18 @@ class RegistryPane(TabPane):
         self.app.push_screen(ConvertDialog(ref, m.task_type, m.num_classes), chosen)
 
     def action_cancel_transfer(self) -> None:
-        if self._cancel is not None and not self._cancel.is_set():
-            self._cancel.set()
-            self._status(f"Cancelling {self._job.title}…" if self._job else "Cancelling…")
+        if self.busy and self.transfer.cancel():
+            self._status(f"Cancelling {self.transfer.job.title}…")
 
-    # -- transfers -------------------------------------------------------------------------
+    # -- transfers (the transfer bar runs them) --------------------------------------------
 
     def _run(self, job: jobs.Job) -> None:
-        self._job, self._cancel = job, threading.Event()
-        self.query_one(TransferBar).start(job.phase)
+        self.transfer.run(job, self._registry)
         self.add_class("-transfer")
         self._status("")
         self.refresh_bindings()
-        self._transfer(job, self._cancel)
 
-    @work(thread=True, group="registry-transfer")
-    def _transfer(self, job: jobs.Job, cancel: threading.Event) -> None:
-        from vtm_tui.core.registry import Cancelled
-
-        try:
-            with self._open_registry() as registry:
-                outcome = job.run(registry, _JobContext(self, cancel))
-        except Cancelled:
-            self.post_message(self.TransferEnded("cancelled", f"{job.title} cancelled{job.if_cancelled}"))
-        except Exception as exc:
-            self._forget_password(exc)
-            if cancel.is_set():  # a cancel that surfaced as another error (a dropped connection)
-                self.post_message(self.TransferEnded("cancelled", f"{job.title} cancelled{job.if_cancelled}"))
-            else:
-                self.post_message(self.TransferEnded("failed", f"{job.title} failed: {error_text(exc)}"))
-        else:
-            self.post_message(self.TransferEnded("done", outcome.text, outcome))
-
-    def on_transfer_progress(self, message: TransferProgress) -> None:
-        if self._job is not None and self.ready:
-            self.query_one(TransferBar).show_progress(message)
-
-    def on_registry_pane_transfer_ended(self, message: TransferEnded) -> None:
-        self._job = self._cancel = None
+    def on_transfer_bar_ended(self, message: TransferBar.Ended) -> None:
         self.remove_class("-transfer")
         self.refresh_bindings()
         kind = {"done": "done", "failed": "error", "cancelled": "cancelled"}[message.state]

@@ -18,19 +18,21 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.message import Message
-from textual.widgets import DataTable, Static, TabPane
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
 
 from vtm_tui.core.formatting import display_path, format_duration, format_epoch, format_number
 from vtm_tui.core.runs.progress import fraction_done
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.errors import error_text
 from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CloneRequested, RunLaunched
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.screens.log_view import LogScreen
 from vtm_tui.ui.sources import RUNS_LIMIT, Sources
+from vtm_tui.ui.tabs.base import VtmPane
 from vtm_tui.ui.tabs.runs.run_detail import RunDetail, run_duration, status_text
+from vtm_tui.ui.widgets.live_table import LiveTable
 from vtm_tui.ui.widgets.log_tail import LogTail
 
 if TYPE_CHECKING:
@@ -62,7 +64,9 @@ def row_cells(run: RunRecord, metric: str | None, now: float) -> tuple:
     )
 
 
-class RunsPane(TabPane):
+class RunsPane(VtmPane):
+    EAGER = True  # live from the start: a launched run is selected here, whatever tab is shown
+    BODY = "#runs-table"
     BINDINGS = [
         Binding("c", "cancel_run", "Cancel", id="runs.cancel"),
         Binding("r", "rerun", "Rerun", id="runs.rerun"),
@@ -83,23 +87,16 @@ class RunsPane(TabPane):
             return isinstance(message, RunsPane.Polled)
 
     def __init__(self, settings: Settings, sources: Sources) -> None:
-        super().__init__("Runs", id="runs")
-        self.tab_title = "Runs"
-        self.settings, self.sources = settings, sources
+        super().__init__("Runs", "runs", settings, sources)
         self._runs: dict[int, RunRecord] = {}
-        self._order: list[int] = []
-        self._cells: dict[int, tuple] = {}
         self._metrics: dict[str, str | None] = {}  # task -> its key metric (catalog mlflow.metric)
-        self._selected: int | None = None
+        self.selected_id: int | None = None  # the run whose card and log are shown
         self._pending_select: int | None = None
-        self._charted: tuple | None = None  # read by the poll thread: what the charts show
+        self.charted: tuple | None = None  # read by the poll thread: which (run, progress) the charts show
         self._wake = threading.Event()
-        self._poll_error: str | None = None
 
     def compose(self) -> ComposeResult:
-        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        table = LiveTable(COLUMNS, id="runs-table")
         empty = Static("No runs yet. Launch one from the Launcher tab (1), or from a shell with "
                        "`vtm launch TASK`: it shows up here.", id="runs-empty")
         bottom = Horizontal(RunDetail(id="run-detail"), LogTail(id="run-log"), id="run-bottom")
@@ -108,21 +105,25 @@ class RunsPane(TabPane):
         yield Lazy(Vertical(table, empty, bottom, id="runs-body"))
 
     @property
-    def ready(self) -> bool:
-        return bool(self.query("#runs-table"))
+    def table(self) -> LiveTable:
+        return self.query_one("#runs-table", LiveTable)
+
+    @property
+    def run_ids(self) -> list[int]:
+        """The runs in the table, top to bottom."""
+        return [int(key) for key in self.table.keys] if self.built else []
 
     def on_mount(self) -> None:
         self.add_class("-empty")
-        self.call_after_refresh(self._poll)  # after the first frame, like the catalog watcher
+
+    def load(self) -> None:
+        self._poll()
 
     def on_unmount(self) -> None:
         self._wake.set()
 
-    def focus_default(self) -> None:
-        if self.ready:
-            self.query_one("#runs-table", DataTable).focus()
-        else:
-            self.call_after_refresh(self.focus_default)
+    def default_focus(self) -> Widget:
+        return self.table
 
     def set_catalog(self, catalog: Catalog) -> None:
         self._metrics = {task.task_type: task.mlflow.metric for task in catalog.tasks}
@@ -131,7 +132,7 @@ class RunsPane(TabPane):
     def select_run(self, run_id: int) -> None:
         """Select this run as soon as the table has it (a new run may not be polled yet)."""
         self._pending_select = run_id
-        if run_id in self._order:
+        if run_id in self.run_ids:
             self._move_cursor(run_id)
         self._wake.set()
 
@@ -150,68 +151,52 @@ class RunsPane(TabPane):
                     runs = store.list(RUNS_LIMIT)
                 polls += 1
                 key = points = None
-                selected = self._selected if self._pending_select is None else self._pending_select
+                selected = self.selected_id if self._pending_select is None else self._pending_select
                 run = next((run for run in runs if run.id == selected), None)
                 if run is not None:
                     key = (run.id, run.status, json.dumps(run.progress, sort_keys=True))
-                    if key != self._charted:
+                    if key != self.charted:
                         points = store.points(run.id)
                 self.post_message(self.Polled(runs, key, points))
-                self._poll_error = None
             except Exception as exc:  # e.g. a locked or damaged store: say so once, keep trying
-                text = error_text(exc)
-                if text != self._poll_error:
-                    self._poll_error = text
-                    self.notify(f"Cannot read the run store: {text}", severity="error", markup=False)
+                self.report_poll_failure("Cannot read the run store", exc)
+            else:
+                self.report_poll_failure("Cannot read the run store", None)
             if not pause(POLL_INTERVAL, self._wake):
                 return
 
     async def on_runs_pane_polled(self, message: Polled) -> None:
-        if not self.ready:
-            return  # the next poll comes in half a second
         self._runs = {run.id: run for run in message.runs}
         self.set_class(not message.runs, "-empty")
         self._update_table(message.runs)
-        run = self._runs.get(self._selected) if self._selected is not None else None
+        self.mark_ready()
+        run = self._runs.get(self.selected_id) if self.selected_id is not None else None
         if run is None:
             return
         self.query_one(RunDetail).show_run(run, self.sources.clock())
         if message.points is not None and message.chart_key and message.chart_key[0] == run.id:
             await self.query_one(RunDetail).show_points(run, message.points)
-            self._charted = message.chart_key
+            self.charted = message.chart_key
 
     def _update_table(self, runs: list[RunRecord]) -> None:
-        table = self.query_one("#runs-table", DataTable)
         now = self.sources.clock()
-        cells = {run.id: row_cells(run, self._metrics.get(run.task), now) for run in runs}
         order = [run.id for run in runs]
-        if order != self._order:  # a run appeared or went: rebuild, keeping the selection
-            target = self._pending_select or self._selected
-            table.clear()
-            for run_id in order:
-                table.add_row(*cells[run_id], key=str(run_id))
-            self._order = order
-            if order:
-                self._move_cursor(target if target in order else order[0])
-        else:
-            for run_id in order:
-                old_cells = self._cells[run_id]  # same order: every run was here last time
-                for (column, _), old, new in zip(COLUMNS, old_cells, cells[run_id], strict=True):
-                    if old != new:
-                        table.update_cell(str(run_id), column, new, update_width=True)
-        self._cells = cells
+        target = self._pending_select or self.selected_id  # a rebuild keeps the selection
+        keep = str(target if target in order else order[0]) if order else None
+        if self.table.show_rows({str(run.id): row_cells(run, self._metrics.get(run.task), now) for run in runs},
+                                keep) and keep is not None:
+            self._select(int(keep))
 
     def _move_cursor(self, run_id: int) -> None:
-        table = self.query_one("#runs-table", DataTable)
-        table.move_cursor(row=self._order.index(run_id), animate=False)
+        self.table.move_to(str(run_id))
         self._select(run_id)
 
     @on(DataTable.RowHighlighted, "#runs-table")
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def _row_highlighted(self) -> None:
         # Read the cursor, not the event: a rebuild queues highlights that are already stale.
-        row = event.data_table.cursor_row
-        if 0 <= row < len(self._order):
-            self._select(self._order[row])
+        key = self.table.current_key
+        if key is not None:
+            self._select(int(key))
 
     @on(DataTable.RowSelected, "#runs-table")
     def _row_chosen(self) -> None:
@@ -223,9 +208,9 @@ class RunsPane(TabPane):
         run = self._runs.get(run_id)
         if run is None:
             return
-        if run_id != self._selected:
-            self._selected = run_id
-            self._charted = None
+        if run_id != self.selected_id:
+            self.selected_id = run_id
+            self.charted = None
             self._wake.set()  # fetch its chart points now
         self.query_one(RunDetail).show_run(run, self.sources.clock())
         log = self.query_one("#run-log", LogTail)
@@ -235,7 +220,7 @@ class RunsPane(TabPane):
     # -- actions ---------------------------------------------------------------------------
 
     def _current(self) -> RunRecord | None:
-        run = self._runs.get(self._selected) if self._selected is not None else None
+        run = self._runs.get(self.selected_id) if self.selected_id is not None else None
         if run is None:
             self.notify("No run selected", severity="warning")
         return run
@@ -263,7 +248,7 @@ class RunsPane(TabPane):
         try:
             cancel(self.settings, run_id)
         except Exception as exc:
-            self.notify(error_text(exc), title="Cancel failed", severity="error", markup=False)
+            self.report_failure(exc, "Cancel failed")
             return
         self.notify(f"Cancel requested for run {run_id}")
         self._wake.set()
@@ -281,7 +266,7 @@ class RunsPane(TabPane):
         try:
             run = rerun(self.settings, run_id)
         except Exception as exc:
-            self.notify(error_text(exc), title="Rerun failed", severity="error", markup=False)
+            self.report_failure(exc, "Rerun failed")
             return
         self.post_message(RunLaunched(run))
 

@@ -9,19 +9,15 @@ from textual.widgets import ProgressBar
 from vtm_tui.core.formatting import format_duration, format_epoch
 from vtm_tui.core.runs.progress import fraction_done
 from vtm_tui.core.runs.store import RunRecord
+from vtm_tui.ui.status_styles import RUN
 from vtm_tui.ui.tabs.runs.metric_chart import MetricCharts, series_by_key
 from vtm_tui.ui.widgets.text_line import TextLine
-
-STATUS_STYLE = {
-    "queued": "dim", "running": "bold yellow", "succeeded": "bold green",
-    "failed": "bold red", "cancelled": "bold magenta", "lost": "red",
-}
 
 
 def status_text(run: RunRecord) -> Text:
     if run.active and run.cancel_requested:
-        return Text("cancelling", style="bold magenta")
-    return Text(run.status, style=STATUS_STYLE.get(run.status, ""))
+        return RUN.text("cancelling")
+    return RUN.text(run.status)
 
 
 def run_duration(run: RunRecord, now: float) -> float | None:

@@ -1,1 +1,1 @@
-"""TODO"""
+"""The Serving tab: model servers, and predictions through them or the registry."""

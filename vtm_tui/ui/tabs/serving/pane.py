@@ -1,6 +1,6 @@
 """Serving tab: start and stop `mlflow models serve` for a registered model's alias, watch
-vtm's model servers, and predict: natively through a server when one answers, else from the
-registry bundle with the local loader (its download shown as it goes).
+vtm's model servers, and predict (the predict card): natively through a server when one answers,
+else from the registry bundle with the local loader (its download shown as it goes).
 
 Every blocking call (MLflow, the registry, starting a server, a prediction) runs in a worker
 thread; results come back as messages. Nothing is read until the tab is first shown, and the
@@ -19,17 +19,21 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.message import Message
-from textual.suggester import SuggestFromList
-from textual.widgets import Button, DataTable, Input, Label, Select, Switch, TabPane
+from textual.widget import Widget
+from textual.widgets import Button, DataTable, Input, Label, Select
 
-from vtm_tui.core.formatting import display_path, format_duration
+from vtm_tui.core.formatting import format_duration
 from vtm_tui.errors import error_text
 from vtm_tui.settings import Settings
-from vtm_tui.ui.pacing import pause
+from vtm_tui.ui.pacing import Abandoned, pause, wait_detached
 from vtm_tui.ui.screens.confirm import ConfirmScreen
 from vtm_tui.ui.sources import Sources
-from vtm_tui.ui.tabs.serving.actions import RANDOM, Catalogue, ServingSources, input_path
+from vtm_tui.ui.sources.serving import Catalogue
+from vtm_tui.ui.status_styles import MODEL_SERVER
+from vtm_tui.ui.tabs.base import VtmPane
+from vtm_tui.ui.tabs.serving.predict_card import PredictCard
 from vtm_tui.ui.tabs.serving.result import PredictResult
+from vtm_tui.ui.widgets.live_table import LiveTable
 from vtm_tui.ui.widgets.text_line import TextLine
 
 if TYPE_CHECKING:
@@ -38,44 +42,16 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 1.0  # seconds between server list reads (SQLite and /proc: cheap) while shown
 COLUMNS = [("id", "ID"), ("status", "Status"), ("url", "URL"), ("model", "Model"), ("up", "Up"),
            ("pid", "PID")]
-_STATUS_STYLE = {"up": "bold green", "starting": "bold yellow", "failed": "bold red", "stopped": "dim"}
 
 
 def server_cells(record: ServerRecord, now: float) -> tuple:
-    return (Text(str(record.id), justify="right"), Text(record.status, _STATUS_STYLE.get(record.status, "")),
+    return (Text(str(record.id), justify="right"), MODEL_SERVER.text(record.status),
             record.url, record.model_uri, Text(format_duration(now - record.created_at), justify="right"),
             Text(str(record.pid or "-"), justify="right"))
 
 
-class Abandoned(Exception):
-    """The app closed while a call was still running."""
-
-
-def wait_detached(call, *args, **kwargs):
-    """Run a long call that cannot be interrupted (starting a server: up to minutes) in a daemon
-    thread, and wait for it from this worker. The app waits for its worker threads when it
-    exits, so calling it here directly would hold up quitting; this gives up the wait instead
-    (Abandoned) and leaves the call to finish, or to end with the process."""
-    done, box = threading.Event(), {}
-
-    def run() -> None:
-        try:
-            box["value"] = call(*args, **kwargs)
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=run, daemon=True, name="vtm-serving-call").start()
-    while not done.is_set():
-        if not pause(0.2, done):
-            raise Abandoned
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-class ServingPane(TabPane):
+class ServingPane(VtmPane):
+    BODY = "#predict-result"
     BINDINGS = [
         Binding("ctrl+s", "start_server", "Serve", id="serving.start",
                 tooltip="Start `mlflow models serve` for the chosen model on the port given"),
@@ -108,41 +84,14 @@ class ServingPane(TabPane):
         record: ServerRecord | None
         error: str | None
 
-    @dataclass
-    class Progress(Message):
-        generation: int
-        done: int
-        total: int
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, ServingPane.Progress) and message.generation == self.generation
-
-    @dataclass
-    class PredictDone(Message):
-        generation: int
-        result: dict | None
-        error: str | None
-        elapsed: float
-
     def __init__(self, settings: Settings, sources: Sources) -> None:
-        super().__init__("Serving", id="serving")
-        self.tab_title = "Serving"
-        self.settings, self.sources = settings, sources
-        # Pinned by the demo (a `serving` field on its Sources); the real ones otherwise.
-        self.serving: ServingSources = getattr(sources, "serving", None) or ServingSources()
-        self._started = False
+        super().__init__("Serving", "serving", settings, sources)
+        self.serving = sources.serving
         self._visible = False  # read by the poll thread: no polling for a tab nobody sees
         self._wake = threading.Event()
-        self._servers: dict[int, ServerRecord] = {}
-        self._order: list[int] = []
-        self._cells: dict[int, tuple] = {}
-        self._catalogue: Catalogue | None = None
-        self._starting: set[tuple[str, int | None]] = set()
-        self._auto_target = ""  # the target last filled in for the user (theirs once they edit it)
-        self._generation = 0
-        self._predicting = False
-        self._cancel: threading.Event | None = None
-        self._poll_error: str | None = None
+        self.servers: dict[int, ServerRecord] = {}  # by id, as last polled
+        self.catalogue: Catalogue | None = None  # None: not read yet
+        self.starting: set[tuple[str, int | None]] = set()  # (model URI, port) of servers being started
         self._models_error: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -153,47 +102,34 @@ class ServingPane(TabPane):
             Input(placeholder="5002", type="integer", max_length=5, compact=True, id="serve-port"),
             Button("Serve ^s", variant="primary", compact=True, id="serve-button"),
             id="serve-bar")
-        table = DataTable(id="servers-table", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        target_row = Horizontal(
-            Label("Target", classes="serving-label"),
-            Input(placeholder="http://HOST:PORT, models:/NAME@ALIAS or registry NAME@STAGE", compact=True,
-                  id="predict-target"),
-            Button("Predict ^g", variant="primary", compact=True, id="predict-button"),
-            classes="serving-row")
-        input_row = Horizontal(
-            Label("Input", classes="serving-label"),
-            Input(RANDOM, placeholder="random, or an image / .npy / .pt file", compact=True, id="predict-input"),
-            Label("Start a server if none", id="predict-native-label"),
-            Switch(False, id="predict-native",
-                   tooltip="On: start a model server for the target when none runs. "
-                           "Off: a running server answers, else the registry bundle is run here"),
-            classes="serving-row")
-        predict_card = Vertical(target_row, input_row, PredictResult(id="predict-result"), id="predict-card")
+        predict_card = PredictCard(self.settings, self.sources, id="predict-card")
         predict_card.border_title = "Predict"
-        body = Vertical(serve_bar, table, TextLine(id="serve-status"), predict_card, id="serving-body")
+        body = Vertical(serve_bar, LiveTable(COLUMNS, id="servers-table"), TextLine(id="serve-status"),
+                        predict_card, id="serving-body")
         # Mounted just after the first frame, like the Runs tab: the tab is hidden at start.
         yield Lazy(body)
 
     @property
-    def ready(self) -> bool:
-        return bool(self.query("#predict-result"))
+    def predict_card(self) -> PredictCard:
+        return self.query_one(PredictCard)
 
     @property
     def result(self) -> PredictResult:
-        return self.query_one(PredictResult)
+        return self.predict_card.result
 
-    def focus_default(self) -> None:
-        if self.ready:
-            self.query_one("#serve-model", Select).focus()
-        else:
-            self.call_after_refresh(self.focus_default)
+    @property
+    def predicting(self) -> bool:
+        return self.built and self.predict_card.predicting
+
+    @property
+    def table(self) -> LiveTable:
+        return self.query_one("#servers-table", LiveTable)
+
+    def default_focus(self) -> Widget:
+        return self.query_one("#serve-model", Select)
 
     def on_show(self) -> None:
         self._visible = True
-        if not self._started:
-            self._start_watching()
         self._wake.set()
 
     def on_hide(self) -> None:
@@ -201,16 +137,8 @@ class ServingPane(TabPane):
 
     def on_unmount(self) -> None:
         self._wake.set()
-        if self._cancel is not None:
-            self._cancel.set()  # a registry download stops with the app
 
-    def _start_watching(self) -> None:
-        if not self.ready:
-            self.call_after_refresh(self._start_watching)
-            return
-        if self._started:
-            return
-        self._started = True
+    def load(self) -> None:
         self._render_status()
         self._read_catalogue()
         self._poll()
@@ -222,14 +150,14 @@ class ServingPane(TabPane):
         self.post_message(self.Catalogued(self.serving.catalogue(self.settings)))
 
     def action_refresh(self) -> None:
-        if not self.ready:
+        if not self.built:
             return
         self.query_one("#serve-status", TextLine).update(Text("Reading MLflow models and the registry…", "dim"))
         self._read_catalogue()
         self._wake.set()
 
     def on_serving_pane_catalogued(self, message: Catalogued) -> None:
-        catalogue = self._catalogue = message.catalogue
+        catalogue = self.catalogue = message.catalogue
         select = self.query_one("#serve-model", Select)
         wanted = select.value
         uris = [choice.uri for choice in catalogue.models]
@@ -238,24 +166,17 @@ class ServingPane(TabPane):
             select.value = wanted
         elif uris:
             select.value = uris[0]
-        targets = uris + catalogue.registry
-        self.query_one("#predict-target", Input).suggester = SuggestFromList(targets, case_sensitive=False)
+        self.predict_card.suggest_targets(uris + catalogue.registry)
         if catalogue.models_error and catalogue.models_error != self._models_error:
-            self.notify(catalogue.models_error, title="MLflow models", severity="error", markup=False)
+            self.report_failure(catalogue.models_error, "MLflow models")
         self._models_error = catalogue.models_error
         self._render_status()
+        self.mark_ready()
 
     @on(Select.Changed, "#serve-model")
     def _model_chosen(self, event: Select.Changed) -> None:
-        if event.value is Select.NULL:
-            return
-        target = self.query_one("#predict-target", Input)
-        if not target.value or target.value == self._auto_target or event.select.has_focus_within:
-            self._set_target(str(event.value))
-
-    def _set_target(self, value: str) -> None:
-        self.query_one("#predict-target", Input).value = value
-        self._auto_target = value
+        if event.value is not Select.NULL:
+            self.predict_card.offer_target(str(event.value), chosen=event.select.has_focus_within)
 
     # -- servers ---------------------------------------------------------------------------
 
@@ -266,55 +187,39 @@ class ServingPane(TabPane):
             if self._visible:
                 try:
                     self.post_message(self.Polled(self.serving.servers(self.settings)))
-                    self._poll_error = None
                 except Exception as exc:  # a locked or damaged store: say so once, keep trying
-                    text = error_text(exc)
-                    if text != self._poll_error:
-                        self._poll_error = text
-                        self.notify(f"Cannot list model servers: {text}", severity="error", markup=False)
+                    self.report_poll_failure("Cannot list model servers", exc)
+                else:
+                    self.report_poll_failure("Cannot list model servers", None)
             if not pause(POLL_INTERVAL, self._wake):
                 return
 
     def on_serving_pane_polled(self, message: Polled) -> None:
-        self._servers = {record.id: record for record in message.servers}
-        table = self.query_one("#servers-table", DataTable)
+        self.servers = {record.id: record for record in message.servers}
         now = self.sources.clock()
-        cells = {record.id: server_cells(record, now) for record in message.servers}
-        order = [record.id for record in message.servers]
-        if order != self._order:
-            selected = self.selected_server()
-            table.clear()
-            for server_id in order:
-                table.add_row(*cells[server_id], key=str(server_id))
-            self._order = order
-            if selected is not None and selected.id in order:
-                table.move_cursor(row=order.index(selected.id), animate=False)
-        else:
-            for server_id in order:
-                for (column, _), old, new in zip(COLUMNS, self._cells[server_id], cells[server_id], strict=True):
-                    if old != new:
-                        table.update_cell(str(server_id), column, new, update_width=True)
-        self._cells = cells
+        selected = self.table.current_key  # a rebuild keeps the cursor on its server
+        self.table.show_rows({str(record.id): server_cells(record, now) for record in message.servers},
+                             keep=selected)
         self._render_status()
 
     def selected_server(self) -> ServerRecord | None:
-        if not self.ready:
+        if not self.built:
             return None
-        row = self.query_one("#servers-table", DataTable).cursor_row
-        return self._servers.get(self._order[row]) if 0 <= row < len(self._order) else None
+        key = self.table.current_key
+        return self.servers.get(int(key)) if key is not None else None
 
     @on(DataTable.RowSelected, "#servers-table")
     def _server_chosen(self) -> None:
         record = self.selected_server()
         if record is not None:
-            self._set_target(record.url)
+            self.predict_card.set_target(record.url)
             self.notify(f"Predict target: {record.url} ({record.model_uri})", markup=False)
 
     def _render_status(self) -> None:
         """One line: servers being started first, then what MLflow and the registry hold."""
         parts = [Text(f"starting {uri} on :{port or 'default port'}…", "yellow")
-                 for uri, port in sorted(self._starting, key=str)]
-        catalogue = self._catalogue
+                 for uri, port in sorted(self.starting, key=str)]
+        catalogue = self.catalogue
         if catalogue is None:
             parts.append(Text("Reading MLflow models and the registry…", "dim"))
         else:
@@ -327,7 +232,7 @@ class ServingPane(TabPane):
                 parts.append(Text(f"registry: {catalogue.registry_error}", "red"))
             else:
                 parts.append(Text(f"{len(catalogue.registry)} registry entries", "bold"))
-            if not self._servers and not self._starting:
+            if not self.servers and not self.starting:
                 parts.append(Text("no model server running: pick a model, ctrl+s serves it", "dim"))
         self.query_one("#serve-status", TextLine).update(Text(" · ").join(parts))
 
@@ -336,7 +241,7 @@ class ServingPane(TabPane):
         self.action_start_server()
 
     def action_start_server(self) -> None:
-        if not self.ready:
+        if not self.built:
             return
         model_uri = self.query_one("#serve-model", Select).value
         if model_uri is Select.NULL:
@@ -350,10 +255,10 @@ class ServingPane(TabPane):
                         markup=False)
             return
         key = (str(model_uri), port)
-        if key in self._starting:
+        if key in self.starting:
             self.notify(f"{model_uri} is already starting", markup=False)
             return
-        self._starting.add(key)
+        self.starting.add(key)
         self._render_status()
         self.notify(f"Starting a model server for {model_uri} (this takes 20-60 s)…", markup=False)
         self._start(str(model_uri), port)
@@ -371,10 +276,10 @@ class ServingPane(TabPane):
         self._wake.set()
 
     def on_serving_pane_start_done(self, message: StartDone) -> None:
-        self._starting.discard((message.model_uri, message.port))
+        self.starting.discard((message.model_uri, message.port))
         self._render_status()
         if message.error:
-            self.notify(message.error, title="Serve failed", severity="error", markup=False, timeout=12)
+            self.report_failure(message.error, "Serve failed", timeout=12)
         else:
             self.notify(f"Serving {message.model_uri} at {message.record.url}", markup=False)
 
@@ -397,7 +302,7 @@ class ServingPane(TabPane):
         try:
             record = self.serving.stop(self.settings, server_id)
         except Exception as exc:
-            self.notify(error_text(exc), title="Stop failed", severity="error", markup=False)
+            self.report_failure(exc, "Stop failed")
         else:
             self.notify(f"Model server {server_id} {record.status}", markup=False)
         self._wake.set()
@@ -410,97 +315,20 @@ class ServingPane(TabPane):
         self.app.copy_to_clipboard(record.url)
         self.notify(f"Copied {record.url}", markup=False)
 
-    # -- predict ---------------------------------------------------------------------------
+    # -- predict (the card runs it) --------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "cancel_predict":
-            return self._predicting  # in the footer only while there is something to cancel
+            return self.predicting  # in the footer only while there is something to cancel
         return True
 
-    @on(Button.Pressed, "#predict-button")
-    def _predict_pressed(self) -> None:
-        self.action_predict()
-
-    @on(Input.Submitted, "#predict-target, #predict-input")
-    def _predict_submitted(self) -> None:
-        self.action_predict()
-
     def action_predict(self) -> None:
-        if not self.ready:
-            return
-        if self._predicting:
-            self.notify("A prediction is running (esc cancels it)")
-            return
-        target = self.query_one("#predict-target", Input).value.strip()
-        if not target:
-            self.notify("Give a target: a server URL, models:/NAME@ALIAS or a registry NAME@STAGE",
-                        severity="warning")
-            return
-        source = input_path(self.query_one("#predict-input", Input).value, self.settings.workdir)
-        native = self.query_one("#predict-native", Switch).value
-        self._generation += 1
-        self._cancel = threading.Event()
-        self._set_predicting(True)
-        url = target.startswith(("http://", "https://"))
-        note = " (starting a native server first if none runs)" if native and not url else ""
-        shown = display_path(source, self.settings.workdir) if source else "random data"
-        self.result.busy(f"Predicting with {target} on {shown}{note}… esc cancels")
-        self._predict(self._generation, target, source, native, self._cancel)
-
-    def _set_predicting(self, value: bool) -> None:
-        self._predicting = value
-        self.refresh_bindings()
-
-    @work(thread=True, group="serving-predict")
-    def _predict(self, generation: int, target: str, source: str | None, native: bool,
-                 cancel: threading.Event) -> None:
-        clock = self.sources.clock  # pinned in the demo: the shown duration too
-        started = clock()
-        shown = -1
-
-        def progress(done: int, total: int) -> None:
-            # At most one message per 0.1 % of the download (a backend may call back for
-            # every few kB); the queue merges those the UI has not caught up with.
-            nonlocal shown
-            step = done * 1000 // total if total > 0 else 0
-            if step != shown or done >= total:
-                shown = step
-                self.post_message(self.Progress(generation, done, total))
-
-        mask = self.settings.home / "serving" / "last-mask.png"
-        try:
-            result = wait_detached(self.serving.predict, self.settings, target, source=source, native=native,
-                                   mask_path=str(mask), progress=progress, cancel=cancel)
-        except Abandoned:
-            cancel.set()
-            return
-        except Exception as exc:
-            self.post_message(self.PredictDone(generation, None, error_text(exc), clock() - started))
-        else:
-            self.post_message(self.PredictDone(generation, result, None, clock() - started))
-
-    def on_serving_pane_progress(self, message: Progress) -> None:
-        if message.generation == self._generation and self._predicting:
-            self.result.progress(message.done, message.total)
-
-    def on_serving_pane_predict_done(self, message: PredictDone) -> None:
-        if message.generation != self._generation:
-            return  # a cancelled prediction that finished anyway
-        self._set_predicting(False)
-        if message.error is not None:
-            self.result.failed(message.error)
-            self.notify(message.error, title="Predict failed", severity="error", markup=False, timeout=10)
-            return
-        result = message.result
-        mask = result.get("mask_path")
-        self.result.show(result, message.elapsed, display_path(mask, self.settings.workdir) if mask else None)
-        self._wake.set()  # predict may have started a server
+        if self.built:
+            self.predict_card.predict()
 
     def action_cancel_predict(self) -> None:
-        if not self._predicting:
-            return
-        if self._cancel is not None:
-            self._cancel.set()  # stops a registry download; an HTTP request runs out on its own
-        self._generation += 1
-        self._set_predicting(False)
-        self.result.cancelled()
+        if self.built:
+            self.predict_card.cancel()
+
+    def on_predict_card_predicted(self) -> None:
+        self._wake.set()  # predict may have started a server

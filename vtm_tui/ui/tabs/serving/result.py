@@ -9,11 +9,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, Static
 
 from vtm_tui.core.formatting import format_megabytes
+from vtm_tui.ui.status_styles import SERVED_BY
 from vtm_tui.ui.tabs.serving.mask_preview import MaskPreview, class_colour
 from vtm_tui.ui.widgets.text_line import TextLine
 
 BAR_WIDTH = 20
-_SERVED_STYLE = {"native": "bold green", "local": "bold yellow"}
 
 
 def share_bar(fraction: float, style: str = "") -> Text:
@@ -24,7 +24,7 @@ def share_bar(fraction: float, style: str = "") -> Text:
 def notes_text(result: dict, mask_shown: str | None = None) -> Text:
     """`served by native · http://...` and one `skipped ...` line per path not taken."""
     served = result.get("served_by", "?")
-    text = Text.assemble(("served by ", "bold"), (served, _SERVED_STYLE.get(served, "bold")))
+    text = Text.assemble(("served by ", "bold"), (served, SERVED_BY.style(served)))
     if result.get("source"):
         text.append(f" · {result['source']}")
     for note in result.get("skipped") or []:

@@ -1,25 +1,9 @@
-"""Where the UI gets the time and outside state.
-
-The app takes one `Sources`; production uses the defaults below. Snapshot tests and the
-screenshot script pass pinned ones (see `demo.py`) so a picture never depends on the clock,
-the machine's GPUs or whether an MLflow server happens to answer.
-"""
+"""This machine's GPUs (nvidia-smi), and the Launcher's GPU choices made of them."""
 from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
-
-from vtm_tui.settings import Settings
-
-if TYPE_CHECKING:
-    from vtm_tui.core.runs.store import RunRecord
-    from vtm_tui.core.tracking.server import ServerStatus
-
-RUNS_LIMIT = 200  # the table shows the newest runs; older ones stay in `vtm runs`
+from typing import NamedTuple
 
 
 class Gpu(NamedTuple):
@@ -60,23 +44,3 @@ def gpu_options(gpus: list[Gpu]) -> list[tuple[str, str]]:
         every = ",".join(gpu.index for gpu in gpus)
         options.append((f"All GPUs ({every})", every))
     return options + [("CPU", "cpu")]
-
-
-def _server_status(settings: Settings) -> ServerStatus:
-    from vtm_tui.core.tracking.server import status
-
-    return status(settings)
-
-
-def _list_runs(settings: Settings) -> list[RunRecord]:
-    from vtm_tui.core.runs.lifecycle import list_runs
-
-    return list_runs(settings, RUNS_LIMIT)  # also marks runs whose supervisor vanished as lost
-
-
-@dataclass(frozen=True)
-class Sources:
-    clock: Callable[[], float] = time.time
-    server_status: Callable[[Settings], ServerStatus] = _server_status
-    gpus: Callable[[], list[Gpu]] = probe_gpus
-    list_runs: Callable[[Settings], list[RunRecord]] = _list_runs

@@ -1,26 +1,25 @@
-"""What the Serving tab reads and does outside the UI, as plain blocking functions.
+"""What the Serving tab reads and does outside the UI, as plain blocking functions: the models it
+can serve and predict with (MLflow aliases, registry entries), and vtm's model servers.
 
-The tab calls these from worker threads only. They are gathered in one `ServingSources` so the
-snapshot test and the screenshot script can pin them (see `vtm_tui/ui/demo/pinned_serving.py`): a
-picture must not depend on a tracking server, a registry or a model server being there.
+The tab calls these from worker threads only. They are gathered in one `ServingSources` (a field
+of `Sources`) so the snapshot test and the screenshot script can pin them (see
+`vtm_tui/ui/demo/pinned_serving.py`): a picture must not depend on a tracking server, a registry
+or a model server being there.
 """
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 if TYPE_CHECKING:
     from vtm_tui.core.serving.native import ServerRecord
     from vtm_tui.core.serving.predict_io import Prediction
 
-TOP_K = 5  # classification rows shown; the example models have five classes
-RANDOM = "random"
+TOP_K = 5  # classification rows the predict card shows; the example models have five classes
 
 
 @dataclass(frozen=True)
@@ -51,26 +50,12 @@ class Catalogue:
     registry_error: str | None = None
 
 
-def _tracking_uri(settings: Settings) -> str:
-    """The tracking URI without starting anything: opening a tab must not start vtm's
-    embedded server (serving a model does, like launching a run)."""
-    if settings.tracking_uri:
-        return settings.tracking_uri
-    from vtm_tui.core.tracking.server import status
-
-    state = status(settings)
-    if state.state == "up":
-        return state.uri
-    raise UserError(f"vtm's MLflow server is {state.state} at {settings.effective_tracking_uri}: "
-                    "start it with `vtm mlflow up` (serving a model starts it too)")
-
-
 def list_models(settings: Settings) -> tuple[str, list[ModelChoice]]:
-    """(tracking URI, every registered model's aliases), sorted by name then alias."""
-    from vtm_tui.core.tracking.client import Tracking
+    """(tracking URI, every registered model's aliases), sorted by name then alias. Opening the
+    tab never starts vtm's embedded server (serving a model does, like launching a run)."""
+    from vtm_tui.core.tracking.uri import open_tracking
 
-    uri = _tracking_uri(settings)
-    tracking = Tracking(uri)
+    tracking = open_tracking(settings, start=False)
     found, token = [], None
     while True:
         with tracking.calling("list registered models"):
@@ -137,26 +122,16 @@ def stop_server(settings: Settings, server_id: int) -> ServerRecord:
     return stop(settings, server_id)
 
 
-def input_path(text: str, base: Path) -> str | None:
-    """The predict card's input field: None for random data, else a path (relative to vtm's
-    working directory, `~` expanded)."""
-    text = text.strip()
-    if not text or text.lower() == RANDOM:
-        return None
-    path = Path(text).expanduser()
-    return str(path if path.is_absolute() else Path(base) / path)
-
-
 def predict(settings: Settings, target: str, *, source: str | None, native: bool,
             mask_path: str | None = None, progress: Callable[[int, int], None] | None = None,
             cancel: threading.Event | None = None) -> Prediction:
-    """One prediction for the predict card's target, in the grammar of core/serving/targets.py
-    (the one `vtm predict TARGET` takes); no input file: random data."""
+    """One prediction for the predict card's target, in core's target grammar (the one
+    `vtm predict TARGET` takes, core/serving/targets.py); no input file: random data. Never
+    prompts for an FTP password: the terminal belongs to the TUI."""
     from vtm_tui.core.serving.fallback import predict_target
 
     return predict_target(settings, target, source=source, random=source is None, native=native, top_k=TOP_K,
-                          mask_path=mask_path, progress=progress, cancel=cancel,
-                          interactive=False)  # never prompt on the TUI's terminal
+                          mask_path=mask_path, progress=progress, cancel=cancel, interactive=False)
 
 
 @dataclass(frozen=True)
@@ -165,4 +140,4 @@ class ServingSources:
     servers: Callable[[Settings], list] = list_servers
     start: Callable[[Settings, str, int | None], object] = start_server
     stop: Callable[[Settings, int], object] = stop_server
-    predict: Callable[..., dict] = predict
+    predict: Callable[..., Prediction] = predict
