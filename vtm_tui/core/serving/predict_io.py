@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vtm_tui.core.serving.inputs import IMAGE_SUFFIXES
 from vtm_tui.errors import UserError
 
 # numpy is imported inside the functions: the Serving tab imports PALETTE at start-up.
@@ -198,13 +199,20 @@ def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, 
             shares = [ClassShare(class_name(class_names, c), c, float(n / mask.size)) for c, n in enumerate(counts)]
             written = None
             if mask_path:
-                target = Path(mask_path) if len(masks) == 1 else Path(mask_path) / f"{Path(names[i]).stem or i}.png"
+                target = Path(mask_path) if len(masks) == 1 else Path(mask_path) / mask_file_name(names[i], i)
                 written = str(write_mask(mask, target))
             samples.append(SampleResult(names[i], shares=shares, mask_path=written))
         first = samples[0]
         return Prediction(task_type, shares=first.shares, preview=preview(masks[0]).tolist(),
                           mask_path=first.mask_path, samples=samples)
     raise UserError(f"unknown task type {task_type!r} (classification or segmentation)")
+
+
+def mask_file_name(name: str, index: int) -> str:
+    """The PNG name of a batch sample's mask: `img3.png` for an image input `img3.jpg`,
+    `x.npy[3].png` for an array sample; path separators replaced."""
+    stem = name.rsplit(".", 1)[0] if name.lower().endswith(IMAGE_SUFFIXES) else name
+    return (stem.replace("/", "_").replace("\\", "_") or str(index)) + ".png"
 
 
 def preview(mask: np.ndarray, size: tuple[int, int] = PREVIEW_SIZE) -> np.ndarray:
