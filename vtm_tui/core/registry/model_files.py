@@ -31,6 +31,7 @@ class BundleContent:
     info: dict = field(default_factory=dict)
     spec: dict | None = None
     conversion: dict | None = None
+    bundled_conversion: dict | None = None
     notes: list[str] = field(default_factory=list)
 
     def add_standard(self, result) -> None:
@@ -39,6 +40,7 @@ class BundleContent:
         self.files.append((STANDARD_NAME, Path(result.path)))
         self.spec = result.spec.to_json()
         self.conversion = result.conversion.to_json()
+        self.bundled_conversion = result.conversion.to_json(with_seconds=False)  # same model, same bytes
         self.info.update({key: self.spec.get(key) for key in SPEC_INFO_KEYS})
 
     def manifest_fields(self) -> dict:
@@ -49,8 +51,9 @@ class BundleContent:
                 "conversion": self.conversion}
 
     def metadata(self) -> dict:
-        """bundle.json's model part: the metadata, with the spec and the conversion record."""
-        return {**self.info, "spec": self.spec, "conversion": self.conversion}
+        """bundle.json's model part: the metadata, with the spec and the conversion record (without
+        its seconds: converting the same checkpoint again gives the same bundle, a no-op publish)."""
+        return {**self.info, "spec": self.spec, "conversion": self.bundled_conversion}
 
 
 def inspect_model_file(path: Path) -> BundleContent:
