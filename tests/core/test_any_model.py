@@ -407,3 +407,19 @@ def test_a_folder_of_images_is_a_batch_with_masks_and_progress(tmp_path):
     assert data["program"]["spec"]["class_names"] == ["bg", "disc", "square"] and len(data["samples"]) == 5
     assert result.lines()[1].startswith("  program: model-standard.pt2 (vtm-standard-v2) on ")
     assert result.lines()[2] == "  spec: " + program.spec.describe()
+
+
+def test_a_batch_s_masks_named_like_a_png_go_to_a_folder_of_that_name(tmp_path):
+    """The Serving tab asks for `last-mask.png`: one sample writes that file, a batch a folder
+    `last-mask/` of one PNG per input (not a folder called last-mask.png)."""
+    from vtm_tui.core.serving.predict_io import summarize
+
+    outputs = np.zeros((2, 3, 4, 4), np.float32)
+    outputs[1, 2] = 1.0  # the second input is all class 2
+    result = summarize("segmentation", outputs, ["bg", "a", "b"], mask_path=str(tmp_path / "last-mask.png"),
+                       names=["x.png", "y.png"])
+    assert sorted(p.name for p in (tmp_path / "last-mask").iterdir()) == ["x.png", "y.png"]
+    assert not (tmp_path / "last-mask.png").exists()
+    assert [s.mask_path for s in result.samples] == [str(tmp_path / "last-mask" / n) for n in ("x.png", "y.png")]
+    single = summarize("segmentation", outputs[1:], ["bg", "a", "b"], mask_path=str(tmp_path / "one.png"))
+    assert single.samples[0].mask_path == str(tmp_path / "one.png") and (tmp_path / "one.png").is_file()

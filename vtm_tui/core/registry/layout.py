@@ -169,6 +169,11 @@ class Manifest:
         return next((name for name in ("model-standard.pt2", "model-standard.pt") if self.file(name)), None)
 
     @property
+    def has_program(self) -> bool:
+        """True when the bundle holds a Torch Standard v2 program (model-standard.pt2)."""
+        return self.standard_name == "model-standard.pt2"
+
+    @property
     def has_standard(self) -> bool:
         """True when the bundle holds a Torch Standard program (v2) or file (v1)."""
         return self.standard_name is not None

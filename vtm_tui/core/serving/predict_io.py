@@ -171,7 +171,8 @@ def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, 
     """Read raw model outputs ((N, classes) or (N, classes, H, W); logits unless output_kind is
     "probabilities"): a Prediction of the first sample plus one SampleResult per sample, without
     its origin (served_by, source, skipped, program are the caller's). Segmentation masks go to
-    mask_path as PNG: the file itself for one sample, a folder of `<input>.png` for a batch.
+    mask_path as PNG: the file itself for one sample; for a batch, a folder of `<input>.png`
+    (mask_path, or mask_path without its .png suffix).
     UserError for outputs of another shape."""
     import numpy as np
 
@@ -194,12 +195,14 @@ def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, 
             raise UserError(f"expected segmentation outputs of shape (N, classes, H, W), got {logits.shape}")
         masks = logits.argmax(axis=1)
         samples = []
+        batch_folder = Path(mask_path).with_suffix("") if mask_path and Path(mask_path).suffix == ".png" else (
+            Path(mask_path) if mask_path else None)
         for i, mask in enumerate(masks):
             counts = np.bincount(mask.ravel(), minlength=logits.shape[1])
             shares = [ClassShare(class_name(class_names, c), c, float(n / mask.size)) for c, n in enumerate(counts)]
             written = None
             if mask_path:
-                target = Path(mask_path) if len(masks) == 1 else Path(mask_path) / mask_file_name(names[i], i)
+                target = Path(mask_path) if len(masks) == 1 else batch_folder / mask_file_name(names[i], i)
                 written = str(write_mask(mask, target))
             samples.append(SampleResult(names[i], shares=shares, mask_path=written))
         first = samples[0]
