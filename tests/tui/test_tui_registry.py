@@ -48,11 +48,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def app_for(tmp_path: Path, url: str, password: str | None = PASSWORD) -> VtmApp:
+def app_for(tmp_path: Path, url: str, password: str | None = PASSWORD, catalog: Path = PACKAGED_CATALOG) -> VtmApp:
     extra = {"VTM_FTP_PASSWORD": password} if password else {"NETRC": str(tmp_path / "no-netrc")}
     env = make_vtm_env(tmp_path, VTM_REGISTRY_URL=url, VTM_FTP_TIMEOUT="10",
                        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                       TRAINING_CATALOG_PATH=str(PACKAGED_CATALOG), **extra)
+                       TRAINING_CATALOG_PATH=str(catalog), **extra)
     return VtmApp(env.settings)
 
 
@@ -240,11 +240,27 @@ async def test_publish_promote_convert_through_the_tab(tmp_path):
         assert sha256(checkpoint) == converted.manifest.file("checkpoint.pth").sha256
 
 
+USER_CATALOG = """\
+tasks:
+  - taskType: user-unet
+    baseTaskType: segmentation
+    title: The user's UNet
+    runner: {startMethod: python_script, target: project/train.py}
+    mlflow: {metric: val_miou, mode: max, modelName: unet-seg}
+    model:
+      arch: ./project/models.py:UNetSegmenter
+      archKwargs: {num_classes: 3, width: 4}
+      inputShape: [3, 16, 16]
+      classNames: [background, lane, car]
+"""
+
+
 async def test_a_user_network_is_published_and_converted_with_its_spec_through_the_tab(tmp_path):
     """The user's own UNet (dict output) as a DataParallel checkpoint: the publish dialog takes its
-    architecture (a file of the user's tree, relative to the working folder) and its spec; a
-    malformed field is said in the dialog; the side panel shows the program, the spec and the
-    recorded difference; the convert dialog does the same for a version published without one."""
+    architecture (a file of the user's tree, relative to the working folder) and its spec, over
+    the catalog task's model: block; a malformed field is said in the dialog; the side panel shows
+    the program, the spec and the recorded difference; converting a version published without a
+    program takes what the dialog leaves empty from the model: block."""
     import shutil
 
     import torch
@@ -259,7 +275,8 @@ async def test_a_user_network_is_published_and_converted_with_its_spec_through_t
     with Registry(open_backend(str(tmp_path / "reg"))) as registry:  # v1: the checkpoint alone
         registry.publish_file(tmp_path / "unet_dp.pth", "unet-seg", "dev", set_latest=True)
     arch, kwargs = "./project/models.py:UNetSegmenter", '{"num_classes": 3, "width": 4}'
-    app = app_for(tmp_path, str(tmp_path / "reg"))
+    (tmp_path / "catalog.yaml").write_text(USER_CATALOG)
+    app = app_for(tmp_path, str(tmp_path / "reg"), catalog=tmp_path / "catalog.yaml")
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_registry_tab(pilot)
         assert pane.tree.cursor_ref == NodeRef("unet-seg", "dev", 1)
@@ -308,16 +325,16 @@ async def test_a_user_network_is_published_and_converted_with_its_spec_through_t
         await wait_for(pilot, lambda: pane.tree.cursor_ref == NodeRef("unet-seg", "dev", 1), what="v1")
         await pilot.press("s")
         convert = await wait_for(pilot, lambda: isinstance(app.screen, ConvertDialog) and app.screen)
-        convert.query_one("#convert-task").value = "segmentation"
-        for key, value in (("arch", arch), ("arch-kwargs", kwargs), ("input-shape", "3,16,16")):
-            convert.query_one(f"#convert-{key}", Input).value = value
+        assert convert.query_one("#convert-arch", Input).value == ""  # v1 says nothing: the block will
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: "Converted" in status(pane) and pane.settled, timeout=120,
-                       what="the convert")
+        await wait_for(pilot, lambda: ("Converted" in status(pane) or "failed" in status(pane)) and pane.settled,
+                       timeout=120, what="the convert")
+        assert status(pane).startswith("✓ Converted unet-seg/dev/1"), status(pane)
         converted = pane.listing.info(NodeRef("unet-seg", "dev", 3))
         assert converted.latest and converted.manifest.has_program
         assert converted.manifest.source["type"] == "conversion"
-        assert converted.manifest.spec["class_names"] == ["class_0", "class_1", "class_2"]  # none given
+        assert converted.manifest.spec["class_names"] == ["background", "lane", "car"]  # the model: block's
+        assert converted.manifest.spec["architecture"] == arch and converted.manifest.task_type == "segmentation"
         assert converted.manifest.conversion["max_abs_diff"] < 1e-5
         assert "within" in status(pane)
 

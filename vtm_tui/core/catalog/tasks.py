@@ -58,6 +58,15 @@ class Task:
     # the `model:` block as core.standard.ConvertRequest keywords (base_dir: the catalog's folder)
     model: dict[str, Any] | None = None
 
+    def convert_defaults(self):
+        """A core.standard ConvertRequest of the `model:` block and the task type (baseTaskType
+        or taskType when it is classification or segmentation, else None): what converting this
+        task's checkpoints takes when the user says nothing else."""
+        from vtm_tui.core.standard.spec import TASK_TYPES, ConvertRequest
+
+        kind = self.base_task_type or self.task_type
+        return ConvertRequest(task_type=kind if kind in TASK_TYPES else None, **(self.model or {}))
+
     def form_fields(self) -> list[Field]:
         """The fields the form shows: not hidden, field_order first, then the rest in
         declaration order."""
@@ -148,6 +157,14 @@ class Catalog:
     def enabled_tasks(self) -> list[Task]:
         """The tasks with enabled: true, in declaration order (what the launcher lists)."""
         return [task for task in self.tasks if task.enabled]
+
+    def model_block_for(self, model_name: str):
+        """convert_defaults() of the enabled task with a `model:` block that publishes to the
+        registry model `model_name` (mlflow.modelName), or None."""
+        for task in self.enabled_tasks():
+            if task.model and task.mlflow.model_name == model_name:
+                return task.convert_defaults()
+        return None
 
     def task(self, task_type: str) -> Task:
         """The task of this task type, disabled ones included; UnknownTask otherwise."""

@@ -79,9 +79,7 @@ def publish_best(registry: Registry, settings, *, task: str | None = None, stage
         from vtm_tui.core.catalog import load_catalog
 
         entry = load_catalog(settings.catalog_path).task(task)
-        kind = entry.base_task_type or entry.task_type
-        task_type = kind if kind in ("classification", "segmentation") else None
-        request = request.merged(ConvertRequest(task_type=task_type, **(entry.model or {})))
+        request = request.merged(entry.convert_defaults())
         logged_name = entry.mlflow.artifact_path or logged_name
     tracking = open_tracking(settings, tracking_uri)
     best = best_run(tracking, query.experiment, query.metric, query.mode, query.filter)

@@ -85,7 +85,13 @@ def promote(model: str, version: int) -> Job:
     return Job(f"Promote {ref}", f"Promoting {ref}", run, ": release is unchanged")
 
 
-def publish_file(request: PublishRequest, base: Path) -> Job:
+def with_defaults(spec, defaults):
+    """The dialog's core.standard ConvertRequest with its empty fields taken from `defaults` (the
+    catalog task's model: block for the registry model, Catalog.model_block_for), if any."""
+    return spec.merged(defaults) if spec is not None and defaults is not None else spec
+
+
+def publish_file(request: PublishRequest, base: Path, defaults=None) -> Job:
     path = Path(request.path).expanduser()
     path = path if path.is_absolute() else base / path
     where = f"{request.model}/{request.stage}"
@@ -94,7 +100,7 @@ def publish_file(request: PublishRequest, base: Path) -> Job:
         result = registry.publish_file(
             path, request.model, request.stage, set_latest=request.set_latest,
             convert_standard=request.convert_standard, task_type=request.task_type,
-            num_classes=request.num_classes, request=request.spec,
+            num_classes=request.num_classes, request=with_defaults(request.spec, defaults),
             progress=ctx.meter(f"Publishing {path.name} to {where}"), cancel=ctx.cancel)
         return Outcome(_published_text(result) + _conversion_text(result.manifest),
                        NodeRef(result.model, result.stage, result.version), True)
@@ -124,7 +130,7 @@ def publish_best(settings, request: BestRequest) -> Job:
                f": {request.stage} is unchanged")
 
 
-def convert(info: VersionInfo, request: ConvertVersionRequest) -> Job:
+def convert(info: VersionInfo, request: ConvertVersionRequest, defaults=None) -> Job:
     m = info.manifest
     ref = f"{m.model}/{m.stage}/{m.version}"
 
@@ -137,7 +143,7 @@ def convert(info: VersionInfo, request: ConvertVersionRequest) -> Job:
             result = registry.publish_file(
                 pulled.checkpoint, m.model, m.stage, set_latest=request.set_latest, convert_standard=True,
                 task_type=request.task_type, num_classes=request.num_classes, architecture=m.architecture,
-                request=request.spec, source=source, metric=m.metric,
+                request=with_defaults(request.spec, defaults), source=source, metric=m.metric,
                 progress=ctx.meter(f"Converting {ref} and publishing it"), cancel=ctx.cancel)
         return Outcome(f"Converted {ref}: " + result.summary() + _conversion_text(result.manifest),
                        NodeRef(m.model, m.stage, result.version), True)

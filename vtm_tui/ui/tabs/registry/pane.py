@@ -319,7 +319,7 @@ class RegistryPane(VtmPane):
         def chosen(request: PublishRequest | None) -> None:
             if request is not None:
                 self._last_publish = request
-                self._run(jobs.publish_file(request, self.settings.workdir))
+                self._run(jobs.publish_file(request, self.settings.workdir, self._model_block(request.model)))
 
         self.app.push_screen(PublishDialog(self.settings.workdir, self._model_names(), last), chosen)
 
@@ -363,10 +363,14 @@ class RegistryPane(VtmPane):
 
         def chosen(request) -> None:
             if request is not None:
-                self._run(jobs.convert(info, request))
+                self._run(jobs.convert(info, request, self._model_block(m.model)))
 
         self.app.push_screen(ConvertDialog(ref, m.task_type, m.num_classes, manifest=m, base=self.settings.workdir),
                              chosen)
+
+    def _model_block(self, model: str):
+        """The catalog's model: block for a registry model (Catalog.model_block_for), or None."""
+        return self.catalog.model_block_for(model) if self.catalog else None
 
     def action_cancel_transfer(self) -> None:
         if self.busy and self.transfer.cancel():
