@@ -90,6 +90,7 @@ def port_taken(address: BindAddress, timeout: float = 0.5) -> bool:
 
 
 def port_in_use_error(address: BindAddress) -> WebPortInUse:
+    """The one-line error (exit 2) for a port another program holds; vtm never touches it."""
     return WebPortInUse(
         f"port {address.port} on {address.probe_host} is in use by another program, not vtm's web "
         f"server; vtm will not stop it. Free the port, or choose another with --port or VTM_WEB_PORT")

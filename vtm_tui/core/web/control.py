@@ -50,6 +50,7 @@ class WebStatus:
     message: str = ""
 
     def to_json(self) -> dict:
+        """The fields as a JSON-able dict (`vtm web status --json`)."""
         return asdict(self)
 
 

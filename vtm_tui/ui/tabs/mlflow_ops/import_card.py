@@ -27,7 +27,7 @@ from vtm_tui.ui.status_styles import TB_IMPORT
 from vtm_tui.ui.widgets.text_line import TextLine
 
 if TYPE_CHECKING:
-    from vtm_tui.core.tensorboard.importer import ImportReport
+    from vtm_tui.core.tensorboard import ImportReport
 
 MAX_PROBLEMS_SHOWN = 3
 MAX_RUNS_SHOWN = 3
@@ -145,7 +145,7 @@ class TbImportCard(Vertical):
 
     @work(thread=True, exclusive=True, group="mlops-tb-import")
     def _import(self, log_dir: Path, experiment: str, run_name: str | None, cancel: threading.Event) -> None:
-        from vtm_tui.core.tensorboard.importer import format_report, import_tensorboard
+        from vtm_tui.core.tensorboard import format_report, import_tensorboard
 
         started = time.monotonic()
 
