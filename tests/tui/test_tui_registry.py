@@ -362,6 +362,31 @@ async def test_publish_best_without_runs_is_a_status(tmp_path):
         assert pane._last_best.spec.input_shape == (3, 32, 32)  # what the job was given
 
 
+def test_the_panel_says_what_program_a_version_holds():
+    from types import SimpleNamespace
+
+    from vtm_tui.core.standard.spec import ModelSpec
+    from vtm_tui.ui.tabs.registry.detail import program_rows
+
+    def shown(**manifest) -> list[tuple[str, str]]:
+        fields = dict(has_standard=True, has_program=True, standard_name="model-standard.pt2", spec=None,
+                      conversion=None) | manifest
+        return [(label, str(value)) for label, value in program_rows(SimpleNamespace(**fields))]
+
+    assert shown(has_standard=False, has_program=False) == [
+        ("program", "none: s converts the checkpoint to model-standard.pt2")]
+    assert shown(has_program=False, standard_name="model-standard.pt") == [
+        ("program", "model-standard.pt (Torch Standard v1): s adds a v2 program")]
+    imagenet = ModelSpec("classification", (3, 224, 224), 1000, mean=(0.485, 0.456, 0.406),
+                         std=(0.229, 0.224, 0.225))
+    rows = dict(shown(spec=imagenet.to_json(), conversion={"source": "mlflow", "max_abs_diff": 3.1e-6,
+                                                           "tolerance": 1e-5, "notes": ["pt2 as MLflow wrote it"]}))
+    assert rows["spec"] == imagenet.describe()
+    assert rows["class names"].endswith("class_11, ... (1000 in all)")  # not a thousand names
+    assert rows["conversion"] == "from mlflow: max abs diff 3.1e-06 (< 1e-05)" and rows[""] == "pt2 as MLflow wrote it"
+    assert dict(shown(spec={"task_type": "nope"}))["spec"].startswith("spec: ")  # said, not raised
+
+
 def test_path_completion(tmp_path):
     (tmp_path / "outputs" / "checkpoints").mkdir(parents=True)
     (tmp_path / "outputs" / "checkpoints" / "best.pth").write_bytes(b"x")

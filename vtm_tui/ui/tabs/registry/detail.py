@@ -45,6 +45,13 @@ def format_source(source: dict) -> str:
     return str(kind or "-")
 
 
+def _names(names: list[str], shown: int = 12) -> str:
+    """`a, b, c`; a long list (ImageNet's 1000) cut to its first names and the count."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f", ... ({len(names)} in all)"
+
+
 def program_rows(m) -> list[tuple[str, str | Text]]:
     """The standard program of a version: which file, its spec (input, preprocessing, output,
     class names) and the conversion's recorded max abs difference against its source."""
@@ -56,7 +63,7 @@ def program_rows(m) -> list[tuple[str, str | Text]]:
     if m.spec:
         try:
             spec = ModelSpec.from_json(m.spec)
-            rows += [("spec", spec.describe()), ("class names", ", ".join(spec.class_names))]
+            rows += [("spec", spec.describe()), ("class names", _names(spec.class_names))]
         except SpecError as exc:
             rows.append(("spec", Text(str(exc), "yellow")))
     conversion = m.conversion or {}
