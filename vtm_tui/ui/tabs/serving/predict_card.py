@@ -1,7 +1,7 @@
 """The predict card: a target (a server URL, models:/NAME@ALIAS, a registry NAME@STAGE or a local
 model file), an input (random data, an image, a folder of images, a .npy / .pt array) and whether
-to start a server when none runs; it
-predicts in a worker of its own (esc cancels) and shows the answer below (PredictResult).
+to start a server when none runs; it predicts in a worker of its own (esc cancels) and shows the
+answer below (PredictResult).
 """
 from __future__ import annotations
 
