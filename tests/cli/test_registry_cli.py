@@ -261,7 +261,7 @@ def test_script_steps(target, tmp_path, monkeypatch):
         VTM_HOME=str(tmp_path / ".vtm"), VTM_REGISTRY_URL=target.url, VTM_FTP_PASSWORD=PASSWORD))
     lines = []
     assert script.run_script(settings, tmp_path / "steps.yaml", log=lines.append) == 0, lines
-    assert (tmp_path / "downloads" / "clf" / "release" / "1" / "model-standard.pt").is_file()
+    assert (tmp_path / "downloads" / "clf" / "release" / "1" / "model-standard.pt2").is_file()
     assert any("published clf/dev/1" in line for line in lines)
 
     (tmp_path / "bad.yaml").write_text("steps:\n  - registry_pull: {model: clf, stage: prod}\n")

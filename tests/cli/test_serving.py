@@ -143,11 +143,10 @@ def test_code_running_checkpoint_is_refused_and_never_runs(trained, tmp_path):
     assert published.returncode != 0 or result.returncode == 2, (published, result)
     assert "Traceback" not in result.stderr + published.stderr
     assert not marker.exists()
-    from vtm_tui.core.standard.loader import UnsafeCheckpoint, load_model
+    from vtm_tui.core.standard import UnsafeCheckpoint, load_program
 
     with pytest.raises(UnsafeCheckpoint):
-
-        load_model(evil, architecture="SmallCNN", num_classes=5, image_size=32)
+        load_program(evil, architecture="SmallCNN", num_classes=5)
     assert not marker.exists()
 
 

@@ -29,7 +29,7 @@ def test_publish_ls_pull_round_trip(matrix_target, tmp_path):
     target = matrix_target
     import torch
 
-    from vtm_tui.core.standard.loader import load_model
+    from vtm_tui.core.standard.loader import load_program
 
     ckpt = write_checkpoint(tmp_path / "best_checkpoint.pth", num_classes=4, metric=0.75)
     with target.open() as reg:
@@ -46,7 +46,9 @@ def test_publish_ls_pull_round_trip(matrix_target, tmp_path):
         assert m.metric == {"name": "val_accuracy", "value": 0.75}
         assert m.source["type"] == "file" and m.source["file_name"] == "best_checkpoint.pth"
         assert m.torch_version == torch.__version__ and m.created.endswith("Z")
-        assert {f.name for f in m.files} == {"checkpoint.pth", "model-standard.pt", "bundle.json"}
+        assert {f.name for f in m.files} == {"checkpoint.pth", "model-standard.pt2", "bundle.json"}
+        assert m.spec["input_shape"] == [3, 16, 16] and m.spec["class_names"] == ["c0", "c1", "c2", "c3"]
+        assert m.conversion["source"] == "checkpoint" and m.conversion["max_abs_diff"] < 1e-5
         assert m.file("checkpoint.pth").sha256 == sha(ckpt)
 
         on_disk = target.root / "clf-model" / "dev"
@@ -59,13 +61,14 @@ def test_publish_ls_pull_round_trip(matrix_target, tmp_path):
         pulled = reg.pull("clf-model", "dev", "latest", tmp_path / "dl", progress=lambda d, t: seen.append((d, t)))
     assert pulled.path == tmp_path / "dl" / "clf-model" / "dev" / "1"
     assert sorted(p.name for p in pulled.path.iterdir()) == [
-        "bundle.json", "checkpoint.pth", "manifest.json", "model-standard.pt"]
+        "bundle.json", "checkpoint.pth", "manifest.json", "model-standard.pt2"]
     assert sha(pulled.checkpoint) == sha(ckpt)
     assert seen[-1] == (m.bundle_size, m.bundle_size)
     assert [p.name for p in (tmp_path / "dl" / "clf-model" / "dev").iterdir()] == ["1"]
-    model, meta = load_model(pulled.path)
-    assert meta["format"] == "vtm-standard-v1" and meta["num_classes"] == 4
-    assert model(torch.rand(1, 3, 16, 16, device=meta["device"])).shape == (1, 4)
+    program = load_program(pulled.path)
+    assert program.format == "vtm-standard-v2" and program.spec.num_classes == 4
+    assert program.predict(torch.rand(1, 3, 16, 16).numpy()).shape == (1, 4)
+    assert json.loads((pulled.path / "bundle.json").read_text())["spec"] == m.spec
 
 
 def test_promote_keeps_the_digest(matrix_target, tmp_path):
@@ -289,9 +292,9 @@ def test_publish_refuses_what_it_cannot_publish(target, tmp_path):
         with pytest.raises(RegistryUsageError, match="no such file"):
             reg.publish_file(tmp_path / "missing.pth", "m", "dev")
         (tmp_path / "model.onnx").write_bytes(b"x")
-        with pytest.raises(RegistryUsageError, match=".pth or .pt"):
+        with pytest.raises(RegistryUsageError, match=r"\.pth, \.pt, \.ckpt, \.pt2"):
             reg.publish_file(tmp_path / "model.onnx", "m", "dev")
-        from vtm_tui.core.standard.loader import CheckpointError
+        from vtm_tui.core.standard.checkpoint import CheckpointError
 
         (tmp_path / "junk.pth").write_bytes(b"not a torch file")
         with pytest.raises(CheckpointError):

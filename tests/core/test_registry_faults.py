@@ -430,7 +430,7 @@ class _Payload:
 def test_checkpoint_with_a_pickle_payload_is_refused_and_never_runs(target, tmp_path):
     import torch
 
-    from vtm_tui.core.standard.loader import UnsafeCheckpoint
+    from vtm_tui.core.standard.checkpoint import UnsafeCheckpoint
 
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.pth"

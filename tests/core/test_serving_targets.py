@@ -9,7 +9,7 @@ import pytest
 from fixtures.vtm import VTM_BIN
 
 from vtm_tui.core.serving.predict_io import Prediction, summarize
-from vtm_tui.core.serving.targets import ModelTarget, PinnedTarget, ServerTarget, parse_target
+from vtm_tui.core.serving.targets import FileTarget, ModelTarget, PinnedTarget, ServerTarget, parse_target
 from vtm_tui.errors import UserError
 
 
@@ -26,6 +26,12 @@ from vtm_tui.errors import UserError
     ("clf@dev", ModelTarget("clf", "dev", "latest")),
     ("clf@release:4", ModelTarget("clf", "release", "4")),
     ("clf@dev:latest", ModelTarget("clf", "dev", "latest")),
+    ("a/b", FileTarget("a/b")),
+    ("./model-standard.pt2", FileTarget("./model-standard.pt2")),
+    ("downloads/clf/release/3", FileTarget("downloads/clf/release/3")),
+    ("scripted.pt", FileTarget("scripted.pt")),
+    ("best.ckpt", FileTarget("best.ckpt")),
+    ("~/models/x.pt2", FileTarget("~/models/x.pt2")),
 ])
 def test_good_targets_parse_to_typed_targets(text, expected):
     assert parse_target(text) == expected
@@ -54,7 +60,6 @@ def test_an_alias_target_names_the_uri_a_native_server_serves():
     ("clf@dev:0", "VERSION is a number or latest"),
     ("clf@dev:v2", "VERSION is a number or latest"),
     ("clf:3", "NAME@STAGE[:VERSION]"),
-    ("a/b", "NAME@STAGE[:VERSION]"),
     ("my model", "no spaces"),
 ])
 def test_bad_targets_are_one_line_usage_errors(text, why):

@@ -6,7 +6,6 @@ checkpoint the usual ways; the networks export with torch.export (dynamic batch)
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
@@ -18,22 +17,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures.user_project import TRAIN, user_models
 
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, parse_line
 
-PROJECT = Path(__file__).resolve().parents[1] / "user_project"
-TRAIN = PROJECT / "train.py"
 SIZE = 16  # image side: divisible by 4 for the UNet
 FAST = ["--epochs", "1", "--samples", "24", "--image_size", str(SIZE), "--batch_size", "8", "--width", "4",
         "--num_classes", "3", "--no_mlflow"]
 
 
 def _user_models():
-    """The user's models.py, loaded by path under a name of its own (it is not a package)."""
-    spec = importlib.util.spec_from_file_location("vtm_test_user_models", PROJECT / "models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return user_models()
 
 
 def _train(tmp_path: Path, *args: str, tracking_uri: str | None = None) -> tuple[dict, Path, float]:
@@ -221,9 +215,10 @@ def test_the_user_script_logs_a_pt2_model_to_mlflow(tmp_path, monkeypatch):
     run = client.get_run(progress["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.metrics["val_miou"] == progress["val_miou"]
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["checkpoints"]  # the model is not here
-    (output,) = run.outputs.model_outputs
-    logged = client.get_logged_model(output.model_id)
-    assert logged.name == "model" and logged.model_id.startswith("m-")
+    logged_models = {m.name: m for m in (client.get_logged_model(o.model_id) for o in run.outputs.model_outputs)}
+    assert set(logged_models) == {"model", "model_out"}  # the dict-output net, and its servable "out" view
+    logged = logged_models["model"]
+    assert logged.model_id.startswith("m-")
     files = {a.path for a in client.list_logged_model_artifacts(logged.model_id, "data")}
     assert files == {"data/model.pt2"}
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 from pathlib import Path
 
 import pytest
 from fixtures.ftp import PASSWORD, FtpServerProc, make_target, write_checkpoint
-from fixtures.tui import screen_text, wait_for
+from fixtures.tui import screen_text, wait_for, wait_for_text
 from fixtures.vtm import make_vtm_env
 from textual.widgets import Input, ProgressBar, Switch
 
@@ -47,11 +48,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def app_for(tmp_path: Path, url: str, password: str | None = PASSWORD) -> VtmApp:
+def app_for(tmp_path: Path, url: str, password: str | None = PASSWORD, catalog: Path = PACKAGED_CATALOG) -> VtmApp:
     extra = {"VTM_FTP_PASSWORD": password} if password else {"NETRC": str(tmp_path / "no-netrc")}
     env = make_vtm_env(tmp_path, VTM_REGISTRY_URL=url, VTM_FTP_TIMEOUT="10",
                        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                       TRAINING_CATALOG_PATH=str(PACKAGED_CATALOG), **extra)
+                       TRAINING_CATALOG_PATH=str(catalog), **extra)
     return VtmApp(env.settings)
 
 
@@ -64,6 +65,14 @@ async def open_registry_tab(pilot) -> RegistryPane:
 
 def status(pane: RegistryPane) -> str:
     return str(pane.query_one("#registry-status").render())
+
+
+async def type_in(pilot, field: Input, text: str) -> None:
+    """Focus a dialog's field, clear it and type text as key presses."""
+    field.focus()
+    await pilot.pause()
+    field.value = ""
+    await pilot.press(*text)
 
 
 @pytest.mark.parametrize("kind", ["local", "aioftp"])
@@ -81,7 +90,8 @@ async def test_browse_two_models_and_pull_a_version(kind, request, tmp_path):
     app = app_for(tmp_path, target.url)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = await open_registry_tab(pilot)
-        text = screen_text(app)
+        # the side panel shows the manifest once the screen has been laid out again
+        text = await wait_for_text(pilot, "catalog      Classification Model", "sha256")
         for shown in (CLS, "Classification Model", OTHER, "dev  2 versions", "release  1 version",
                       "v2  LATEST", "v1  val_accuracy 0.5"):
             assert shown in text, text
@@ -230,6 +240,105 @@ async def test_publish_promote_convert_through_the_tab(tmp_path):
         assert sha256(checkpoint) == converted.manifest.file("checkpoint.pth").sha256
 
 
+USER_CATALOG = """\
+tasks:
+  - taskType: user-unet
+    baseTaskType: segmentation
+    title: The user's UNet
+    runner: {startMethod: python_script, target: project/train.py}
+    mlflow: {metric: val_miou, mode: max, modelName: unet-seg}
+    model:
+      arch: ./project/models.py:UNetSegmenter
+      archKwargs: {num_classes: 3, width: 4}
+      inputShape: [3, 16, 16]
+      classNames: [background, lane, car]
+"""
+
+
+async def test_a_user_network_is_published_and_converted_with_its_spec_through_the_tab(tmp_path):
+    """The user's own UNet (dict output) as a DataParallel checkpoint: the publish dialog takes its
+    architecture (a file of the user's tree, relative to the working folder) and its spec, over
+    the catalog task's model: block; a malformed field is said in the dialog; the side panel shows
+    the program, the spec and the recorded difference; converting a version published without a
+    program takes what the dialog leaves empty from the model: block."""
+    import shutil
+
+    import torch
+    from fixtures.user_project import MODELS, user_models
+
+    (tmp_path / "project").mkdir()
+    shutil.copy(MODELS, tmp_path / "project" / "models.py")
+    torch.manual_seed(0)
+    net = user_models().build_model("unet", num_classes=3, width=4).eval()
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}},
+               tmp_path / "unet_dp.pth")
+    with Registry(open_backend(str(tmp_path / "reg"))) as registry:  # v1: the checkpoint alone
+        registry.publish_file(tmp_path / "unet_dp.pth", "unet-seg", "dev", set_latest=True)
+    arch, kwargs = "./project/models.py:UNetSegmenter", '{"num_classes": 3, "width": 4}'
+    (tmp_path / "catalog.yaml").write_text(USER_CATALOG)
+    app = app_for(tmp_path, str(tmp_path / "reg"), catalog=tmp_path / "catalog.yaml")
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_registry_tab(pilot)
+        assert pane.tree.cursor_ref == NodeRef("unet-seg", "dev", 1)
+        await wait_for_text(pilot, "none: s converts the checkpoint to model-standard.pt2")
+
+        await pilot.press("u")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, PublishDialog) and app.screen)
+        assert dialog.query_one("#publish-arch", Input).disabled  # the spec rows wait for the switch
+        dialog.query_one("#publish-path", Input).value = "unet_dp.pth"
+        dialog.query_one("#publish-model", Input).value = "unet-seg"
+        dialog.query_one("#publish-convert", Switch).value = True
+        await pilot.pause()
+        assert not dialog.query_one("#publish-arch", Input).disabled
+        dialog.query_one("#publish-task").value = "segmentation"
+        for key, value in (("classes", "3"), ("arch-kwargs", kwargs), ("mean", "0.5"), ("std", "0.25"),
+                           ("class-names", "sky, road, car"), ("output-key", "out")):
+            dialog.query_one(f"#publish-{key}", Input).value = value
+        await type_in(pilot, dialog.query_one("#publish-arch", Input), arch)
+        await type_in(pilot, dialog.query_one("#publish-input-shape", Input), "3,16")
+        await pilot.press("enter")
+        await wait_for_text(pilot, "input shape expects 3 positive integers like N,N,N, got '3,16'")
+        assert app.screen is dialog  # nothing ran, nothing lost
+        await type_in(pilot, dialog.query_one("#publish-input-shape", Input), "3,16,16")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "Published" in status(pane) and pane.settled, timeout=120,
+                       what="the conversion and publish")
+        assert pane.tree.cursor_ref == NodeRef("unet-seg", "dev", 2)
+        m = pane.listing.info(NodeRef("unet-seg", "dev", 2)).manifest
+        assert "model-standard.pt2 within" in status(pane)
+        assert m.has_program and m.spec["architecture"] == arch
+        assert (m.spec["input_shape"], m.spec["class_names"], m.spec["output_key"]) == (
+            [3, 16, 16], ["sky", "road", "car"], "out")
+        assert (m.spec["mean"], m.spec["std"], m.spec["arch_kwargs"]) == ([0.5], [0.25], json.loads(kwargs))
+        assert m.conversion["max_abs_diff"] < 1e-5
+        assert "stripped the key prefix 'module.'" in m.conversion["notes"]
+        text = await wait_for_text(pilot, "model-standard.pt2 (torch.export)", "max abs diff")
+        for shown in ("segmentation 3x16x16 float32 RGB, mean [0.5] std [0.25]", "-> logits['out'] (3 classes)",
+                      "sky, road, car", f"max abs diff {m.conversion['max_abs_diff']:.2g} (< 1e-05)",
+                      "stripped the key prefix 'module.'"):
+            assert shown in text, text
+
+        await pilot.press("s")  # v2 holds a program already: nothing to convert
+        await wait_for(pilot, lambda: any("already holds model-standard.pt2" in str(n.message)
+                                          for n in app._notifications), what="the notice")
+        pane.tree.show_listing(pane.listing, NodeRef("unet-seg", "dev", 1))
+        await wait_for(pilot, lambda: pane.tree.cursor_ref == NodeRef("unet-seg", "dev", 1), what="v1")
+        await pilot.press("s")
+        convert = await wait_for(pilot, lambda: isinstance(app.screen, ConvertDialog) and app.screen)
+        assert convert.query_one("#convert-arch", Input).value == ""  # v1 says nothing: the block will
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: ("Converted" in status(pane) or "failed" in status(pane)) and pane.settled,
+                       timeout=120, what="the convert")
+        assert status(pane).startswith("✓ Converted unet-seg/dev/1"), status(pane)
+        converted = pane.listing.info(NodeRef("unet-seg", "dev", 3))
+        assert converted.latest and converted.manifest.has_program
+        assert converted.manifest.source["type"] == "conversion"
+        assert converted.manifest.spec["class_names"] == ["background", "lane", "car"]  # the model: block's
+        assert converted.manifest.spec["architecture"] == arch and converted.manifest.task_type == "segmentation"
+        assert converted.manifest.conversion["max_abs_diff"] < 1e-5
+        assert "within" in status(pane)
+
+
 async def test_publish_best_without_runs_is_a_status(tmp_path):
     app = app_for(tmp_path, str(tmp_path / "reg"))  # its MLflow store (SQLite) has no runs at all
     async with app.run_test(size=(80, 24)) as pilot:
@@ -239,11 +348,43 @@ async def test_publish_best_without_runs_is_a_status(tmp_path):
         await wait_for(pilot, lambda: "ranks runs by val_accuracy (max), publishes to" in screen_text(app),
                        what="the task's registry model")
         assert dialog.query_one("#best-task").value == "classification"
+        # the spec rows: overrides of the task's model: block, checked before anything runs
+        await type_in(pilot, dialog.query_one("#best-input-shape", Input), "3,32")
+        await pilot.press("ctrl+s")
+        await wait_for_text(pilot, "input shape expects 3 positive integers like N,N,N, got '3,32'")
+        assert app.screen is dialog
+        await type_in(pilot, dialog.query_one("#best-input-shape", Input), "3,32,32")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "failed" in status(pane) and not pane.busy, timeout=60,
                        what="publish-best to fail")
         assert status(pane).startswith("✗ Publish the best classification run failed: ")
         assert pane.listing is not None and not pane.listing.models  # nothing was published
+        assert pane._last_best.spec.input_shape == (3, 32, 32)  # what the job was given
+
+
+def test_the_panel_says_what_program_a_version_holds():
+    from types import SimpleNamespace
+
+    from vtm_tui.core.standard.spec import ModelSpec
+    from vtm_tui.ui.tabs.registry.detail import program_rows
+
+    def shown(**manifest) -> list[tuple[str, str]]:
+        fields = dict(has_standard=True, has_program=True, standard_name="model-standard.pt2", spec=None,
+                      conversion=None) | manifest
+        return [(label, str(value)) for label, value in program_rows(SimpleNamespace(**fields))]
+
+    assert shown(has_standard=False, has_program=False) == [
+        ("program", "none: s converts the checkpoint to model-standard.pt2")]
+    assert shown(has_program=False, standard_name="model-standard.pt") == [
+        ("program", "model-standard.pt (Torch Standard v1): s adds a v2 program")]
+    imagenet = ModelSpec("classification", (3, 224, 224), 1000, mean=(0.485, 0.456, 0.406),
+                         std=(0.229, 0.224, 0.225))
+    rows = dict(shown(spec=imagenet.to_json(), conversion={"source": "mlflow", "max_abs_diff": 3.1e-6,
+                                                           "tolerance": 1e-5, "notes": ["pt2 as MLflow wrote it"]}))
+    assert rows["spec"] == imagenet.describe()
+    assert rows["class names"].endswith("class_11, ... (1000 in all)")  # not a thousand names
+    assert rows["conversion"] == "from mlflow: max abs diff 3.1e-06 (< 1e-05)" and rows[""] == "pt2 as MLflow wrote it"
+    assert dict(shown(spec={"task_type": "nope"}))["spec"].startswith("spec: ")  # said, not raised
 
 
 def test_path_completion(tmp_path):

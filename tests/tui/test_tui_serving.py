@@ -115,8 +115,12 @@ async def test_predict_falls_back_to_the_registry_and_says_why(trained, embedded
         assert len(pane.result.rows) == 5
         bar = app.query_one("#predict-bar", ProgressBar)
         assert bar.display and bar.total and bar.progress == bar.total  # the bundle's download, done
-        text = screen_text(app)
+        # which program ran, with the spec that preprocessed the input (the bundle's model-standard.pt2)
+        spec = "classification 3x32x32 float32 RGB -> logits (5 classes)"
+        assert f"program model-standard.pt2 (vtm-standard-v2): {spec}" in notes
+        text = screen_text(app)  # all of it in sight at 80x24
         assert "served by local" in text and "skipped native" in text
+        assert "program model-standard.pt2 (vtm-standard-v2)" in text and "logits (5 classes)" in text
         await type_into(pilot, "#predict-input", "no-such-file.npy")
         await pilot.press("ctrl+g")
         status = app.query_one("#predict-status")

@@ -6,6 +6,11 @@ It knows nothing of vtm beyond the stdout protocol:
     VTM_PROGRESS::{"epoch": 1, "total_epochs": 1, "val_accuracy": 0.5, ...}   (val_miou for --arch unet)
     VTM_RUN_META::{"mlflow_run_id": "..."}                                    (when MLFLOW_TRACKING_URI is set)
 
+With MLflow it logs the trained net as the model "model" (MLflow's default pt2 format). A dict
+output cannot be served by `mlflow models serve` (HTTP 400: it wants one output tensor), so for
+the UNet it also logs "model_out": a view of the same net that returns its "out" tensor, the model
+to serve natively.
+
 Data is synthetic and deterministic by --seed: tinted shapes to classify (resnet), coloured shapes
 on a background to segment (unet). Nothing is downloaded.
 
@@ -311,6 +316,18 @@ def train_lightning(args, model: nn.Module, train, val, tracker) -> Path:
 # ---------------------------------------------------------------------------
 
 
+class OutputOf(nn.Module):
+    """The same network, returning one entry of its dict output (what native serving can serve)."""
+
+    def __init__(self, net: nn.Module, key: str):
+        super().__init__()
+        self.net = net
+        self.key = key
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[self.key]
+
+
 class Tracker:
     """MLflow when MLFLOW_TRACKING_URI is set (and --no_mlflow is not), else nothing."""
 
@@ -343,9 +360,13 @@ class Tracker:
         # MLflow infers a signature only for a single output tensor; a dict output needs it spelled out,
         # and its default pt2 format (torch.export) refuses to log without one.
         outputs = {k: v.numpy() for k, v in output.items()} if isinstance(output, dict) else output.numpy()
+        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
         mlflow.pytorch.log_model(model, name="model", input_example=example,
-                                 signature=infer_signature(example, outputs),
-                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+                                 signature=infer_signature(example, outputs), pip_requirements=requirements)
+        if isinstance(output, dict):
+            mlflow.pytorch.log_model(OutputOf(model, "out").eval(), name="model_out", input_example=example,
+                                     signature=infer_signature(example, outputs["out"]),
+                                     pip_requirements=requirements)
         self.mlflow.log_artifact(str(checkpoint), artifact_path="checkpoints")
         self.mlflow.end_run()
 

@@ -9,6 +9,7 @@ import time
 from contextlib import contextmanager
 
 from vtm_tui.commands import EXIT_OK, print_json
+from vtm_tui.commands.convert_args import add_convert_arguments, conversion_lines, request_from_args
 from vtm_tui.core.formatting import format_megabytes, format_rate
 from vtm_tui.settings import Settings
 
@@ -161,12 +162,19 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
     progress = _ProgressLine(action)
     try:
         if action == "publish":
-            if args.convert_standard and args.num_classes is not None and args.num_classes < 1:
-                raise _usage("--num-classes must be at least 1")
-            result = registry.publish_file(
-                args.file, args.model, args.stage, version=args.version, set_latest=args.set_latest,
-                convert_standard=args.convert_standard, task_type=args.task, num_classes=args.num_classes,
-                progress=progress, cancel=cancel)
+            from vtm_tui.core.registry.mlflow_models import is_mlflow_uri, publish_logged_model
+
+            request = request_from_args(args, settings, task_type=args.task)
+            if is_mlflow_uri(args.file):
+                result = publish_logged_model(
+                    registry, settings, args.file, args.model, args.stage, request=request, version=args.version,
+                    set_latest=args.set_latest, tracking_uri=args.tracking_uri, progress=progress, cancel=cancel)
+            else:
+                if _gives_spec(args) and not args.convert_standard:
+                    raise _usage("the model spec options (--arch, --input-shape, ...) go with --convert-standard")
+                result = registry.publish_file(
+                    args.file, args.model, args.stage, version=args.version, set_latest=args.set_latest,
+                    convert_standard=args.convert_standard, request=request, progress=progress, cancel=cancel)
         elif action == "publish-best":
             from vtm_tui.core.registry.publish_best import publish_best
             from vtm_tui.core.tracking.best import NoEligibleRun
@@ -176,7 +184,8 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
                     registry, settings, task=args.task, stage=args.stage, experiment=args.experiment_name,
                     metric=args.metric, mode=args.mode, model=args.model, artifact_path=args.artifact_path,
                     filter=args.filter, set_latest=args.set_latest, convert_standard=args.convert_standard,
-                    tracking_uri=args.tracking_uri, progress=progress, cancel=cancel)
+                    tracking_uri=args.tracking_uri, request=request_from_args(args, settings),
+                    progress=progress, cancel=cancel)
             except NoEligibleRun as exc:  # a UserError (exit code 1); --json also gets the counts on stdout
                 if args.json:
                     progress.end()
@@ -200,7 +209,16 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
             print(f"best run {best['run_id']} ({best['run_name']}) in experiment {best['experiment']!r}: "
                   f"{best['metric']} = {best['value']:.6g} ({best['mode']})")
         print(result.summary())
+        if action in ("publish", "publish-best") and result.created:
+            for line in conversion_lines(result.manifest) + [f"note: {n}" for n in result.extra.get("notes", [])]:
+                print(line)
     return EXIT_OK
+
+
+def _gives_spec(args) -> bool:
+    return any(getattr(args, name, None) for name in (
+        "arch", "arch_kwargs", "input_shape", "class_names", "mean", "std", "channel_order", "resize",
+        "output_key", "output_kind"))
 
 
 def _usage(message: str):
@@ -237,18 +255,27 @@ def register(sub) -> None:
     show.add_argument("stage", nargs="?", default="release", choices=["dev", "release"])
     show.add_argument("version", nargs="?", default="latest", help="a number or latest (default)")
 
-    publish = actions.add_parser("publish", parents=[common], help="publish a local .pth/.pt checkpoint")
-    publish.add_argument("file")
+    publish = actions.add_parser(
+        "publish", parents=[common], help="publish a model file (.pth/.pt/.ckpt/.pt2, TorchScript) or an MLflow model",
+        description="Publish a checkpoint (.pth/.pt, Lightning .ckpt), a .pt2 program, a TorchScript file, or an "
+                    "MLflow model (runs:/RUN_ID/model, models:/NAME/VERSION: its standard program). "
+                    "--convert-standard adds model-standard.pt2, a torch.export program proved against the model.")
+    publish.add_argument("file", help="a local file, or runs:/RUN_ID/PATH / models:/NAME/VERSION|@ALIAS")
     publish.add_argument("--model", required=True, help="registry model name (modelName)")
     publish.add_argument("--stage", default="dev", choices=["dev", "release"])
     publish.add_argument("--version", type=_positive_int, help="this version number (default: the next one)")
     publish.add_argument("--set-latest", action="store_true", help="move LATEST to this version")
     publish.add_argument("--convert-standard", action="store_true",
-                         help="add model-standard.pt (convertToTorchStandard)")
-    publish.add_argument("--task", help="task type for the conversion, e.g. classification (torchTaskType)")
+                         help="add model-standard.pt2, a torch.export program (convertToTorchStandard)")
+    publish.add_argument("--task", choices=["classification", "segmentation"],
+                         help="task type for the conversion (torchTaskType)")
     publish.add_argument("--num-classes", type=_positive_int, help="classes, for the conversion (torchNumClasses)")
+    publish.add_argument("--tracking-uri", help="for runs:/ and models:/ sources (default: MLFLOW_TRACKING_URI "
+                                                "or vtm's embedded server)")
+    add_convert_arguments(publish)
 
-    best = actions.add_parser("publish-best", parents=[common], help="publish the best MLflow run's checkpoint")
+    best = actions.add_parser("publish-best", parents=[common],
+                              help="publish the best MLflow run's checkpoint and logged model")
     best.add_argument("--task", help="catalog task: its mlflow metric/mode/modelName are the defaults")
     best.add_argument("--stage", default="dev", choices=["dev", "release"])
     best.add_argument("--experiment-name", help="default: VTM_EXPERIMENT_NAME or void-train-manager")
@@ -256,10 +283,13 @@ def register(sub) -> None:
     best.add_argument("--mode", choices=["max", "min"])
     best.add_argument("--filter", help="MLflow filter expression for the runs considered")
     best.add_argument("--model", help="registry model name (default: the task's mlflow.modelName)")
-    best.add_argument("--artifact-path", help="where the run's .pth/.pt is (default: checkpoints)")
+    best.add_argument("--artifact-path", help="where the run's .pth/.pt/.ckpt is (default: checkpoints)")
     best.add_argument("--set-latest", action="store_true")
-    best.add_argument("--convert-standard", action="store_true")
+    best.add_argument("--convert-standard", action="store_true",
+                      help="convert the checkpoint when the run logged no pt2 model (a logged pt2 model is "
+                           "always the bundle's standard program)")
     best.add_argument("--tracking-uri", help="default: MLFLOW_TRACKING_URI or vtm's embedded server")
+    add_convert_arguments(best)
 
     promote = actions.add_parser("promote", parents=[common],
                                  help="copy a verified version to another stage (same sha256)")

@@ -89,4 +89,17 @@ def _build_task(spec: TaskSpec, catalog_dir: Path) -> Task:
             on_unreachable=m.on_unreachable),
         catalog_dir=catalog_dir,
         fields=[_field_from_spec(s) for s in declared_fields(spec).values()],
-        field_order=list(spec.field_order), hidden_fields=list(spec.hidden_fields))
+        field_order=list(spec.field_order), hidden_fields=list(spec.hidden_fields),
+        model=_model_block(spec, catalog_dir))
+
+
+def _model_block(spec: TaskSpec, catalog_dir: Path) -> dict | None:
+    """The task's `model:` block as ConvertRequest keywords (tuples for shapes, the catalog's
+    folder as base_dir for a relative architecture file)."""
+    m = spec.model
+    if m is None:
+        return None
+    tuples = {"input_shape": m.input_shape, "mean": m.mean, "std": m.std, "resize": m.resize}
+    return {"architecture": m.arch, "arch_kwargs": dict(m.arch_kwargs), "class_names": m.class_names,
+            "channel_order": m.channel_order, "output_key": m.output_key, "output_kind": m.output_kind,
+            "base_dir": str(catalog_dir), **{k: tuple(v) if v is not None else None for k, v in tuples.items()}}

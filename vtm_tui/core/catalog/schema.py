@@ -100,6 +100,23 @@ class MlflowSpec(_Schema):
     on_unreachable: Literal["refuse", "no-tracking"] = "refuse"
 
 
+class TaskModelSpec(_Schema):
+    """model: what converting this task's checkpoints to a standard program needs (publish-best,
+    the Registry tab): the network (arch `MODULE_OR_FILE:CALLABLE`, a file relative to the catalog;
+    archKwargs), the input (inputShape [C, H, W], channelOrder, resize [H, W], mean, std), the
+    output (outputKey of a dict output, outputKind logits | probabilities) and classNames."""
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] = {}
+    input_shape: list[int] | None = None
+    class_names: list[str] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    channel_order: Literal["RGB", "BGR"] | None = None
+    resize: list[int] | None = None
+    output_key: str | None = None
+    output_kind: Literal["logits", "probabilities"] | None = None
+
+
 class TaskSpec(_Schema):
     """tasks[]: one training task, in the original catalog format (camelCase keys)."""
     task_type: str = SchemaField(pattern=TASK_TYPE_PATTERN)
@@ -113,6 +130,7 @@ class TaskSpec(_Schema):
     field_overrides: dict[str, FieldOverrideSpec] = {}
     extra_fields: list[FieldSpec] = []
     mlflow: MlflowSpec = MlflowSpec()
+    model: TaskModelSpec | None = None
 
 
 class RegistryModelSpec(_Schema):

@@ -45,7 +45,8 @@ class MlflowDefaults:
 @dataclass
 class Task:
     """A catalog task: its form (fields in declaration order, field_order, hidden_fields), its
-    runner and MLflow defaults, and the folder of the catalog it came from."""
+    runner and MLflow defaults, the folder of the catalog it came from, and its `model:` block
+    (what converting its checkpoints needs) as ConvertRequest keywords, or None."""
     task_type: str
     base_task_type: str | None
     title: str
@@ -57,6 +58,17 @@ class Task:
     fields: list[Field] = dataclass_field(default_factory=list)  # declaration order, hidden included
     field_order: list[str] = dataclass_field(default_factory=list)
     hidden_fields: list[str] = dataclass_field(default_factory=list)
+    # the `model:` block as core.standard.ConvertRequest keywords (base_dir: the catalog's folder)
+    model: dict[str, Any] | None = None
+
+    def convert_defaults(self):
+        """A core.standard ConvertRequest of the `model:` block and the task type (baseTaskType
+        or taskType when it is classification or segmentation, else None): what converting this
+        task's checkpoints takes when the user says nothing else."""
+        from vtm_tui.core.standard.spec import TASK_TYPES, ConvertRequest
+
+        kind = self.base_task_type or self.task_type
+        return ConvertRequest(task_type=kind if kind in TASK_TYPES else None, **(self.model or {}))
 
     def form_fields(self) -> list[Field]:
         """The fields the form shows: not hidden, field_order first, then the rest in
@@ -148,6 +160,14 @@ class Catalog:
     def enabled_tasks(self) -> list[Task]:
         """The tasks with enabled: true, in declaration order (what the launcher lists)."""
         return [task for task in self.tasks if task.enabled]
+
+    def model_block_for(self, model_name: str):
+        """convert_defaults() of the enabled task with a `model:` block that publishes to the
+        registry model `model_name` (mlflow.modelName), or None."""
+        for task in self.enabled_tasks():
+            if task.model and task.mlflow.model_name == model_name:
+                return task.convert_defaults()
+        return None
 
     def task(self, task_type: str) -> Task:
         """The task of this task type, disabled ones included; UnknownTask otherwise."""

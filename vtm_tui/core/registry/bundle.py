@@ -2,11 +2,14 @@
 
 Members, in this order; nothing else is ever accepted:
 
-    checkpoint.pth | checkpoint.pt   the published checkpoint, byte for byte (its original file
-                                     name is in the manifest's source)
-    model-standard.pt                optional: the Torch Standard file (see core/standard/)
+    checkpoint.pth | .pt | .ckpt | .pt2   optional: the published model file, byte for byte (its
+                                     original name is in the manifest's source)
+    model-standard.pt2               optional: the Torch Standard v2 program (a torch.export
+                                     ExportedProgram with its spec; see core/standard/)
+    model-standard.pt                a Torch Standard v1 file, in bundles vtm wrote before v2
     bundle.json                      what the bundle holds: file names, sizes, sha256, and the
-                                     model metadata (task type, architecture, classes, ...)
+                                     model metadata (task type, architecture, classes, the
+                                     program's spec and conversion record, ...)
 
 Regular files only, flat names, USTAR headers with mtime 0 and owner 0, gzip with mtime 0: the
 same inputs always give the same bytes, so the bundle's sha256 identifies its content and a
@@ -36,10 +39,12 @@ from vtm_tui.settings import DEFAULT_GZIP_LEVEL
 
 BUNDLE_FORMAT = "vtm-bundle"
 BUNDLE_FORMAT_VERSION = 1
-CHECKPOINT_NAMES = ("checkpoint.pth", "checkpoint.pt")
-STANDARD_NAME = "model-standard.pt"
+CHECKPOINT_NAMES = ("checkpoint.pth", "checkpoint.pt", "checkpoint.ckpt", "checkpoint.pt2")
+STANDARD_NAME = "model-standard.pt2"
+STANDARD_V1_NAME = "model-standard.pt"
+STANDARD_NAMES = (STANDARD_NAME, STANDARD_V1_NAME)
 METADATA_NAME = "bundle.json"
-ALLOWED_MEMBERS = (*CHECKPOINT_NAMES, STANDARD_NAME, METADATA_NAME)
+ALLOWED_MEMBERS = (*CHECKPOINT_NAMES, *STANDARD_NAMES, METADATA_NAME)
 BLOCK = 512
 MAX_METADATA_BYTES = 1 << 20
 
@@ -133,7 +138,7 @@ class BundleWriter:
     """A bundle produced on demand: `read(n)` is a backend Source.
 
     files: (member name, local path) in bundle order, checkpoint first; `metadata` is the model
-    part of bundle.json. After the last read, `sha256`, `size` and `files` describe the result.
+    part of bundle.json (None values left out). After the last read, `sha256`, `size` and `files` describe the result.
     """
 
     def __init__(self, files: list[tuple[str, Path]], metadata: dict, *, level: int = DEFAULT_GZIP_LEVEL):

@@ -121,7 +121,9 @@ class FileEntry:
 class Manifest:
     """manifest.json of one version. `source` says where the checkpoint came from:
     {"type": "file", "file_name": ...}, {"type": "mlflow_run", "run_id": ..., "experiment": ...,
-    "artifact": ...} or {"type": "promotion", "from_stage": ..., "from_version": ..., "origin": {...}}."""
+    "artifact": ...} or {"type": "promotion", "from_stage": ..., "from_version": ..., "origin": {...}}.
+    `spec` is the standard program's input/output spec (ModelSpec.to_json) and `conversion` how it
+    was made: source kind, max_abs_diff against the model it came from, tolerance, notes."""
     model: str
     stage: str
     version: int
@@ -135,6 +137,8 @@ class Manifest:
     task_type: str | None = None
     num_classes: int | None = None
     architecture: str | None = None
+    spec: dict | None = None  # the standard program's input/output spec (core/standard/spec.py)
+    conversion: dict | None = None  # how it was made and its recorded max abs difference
     set_latest: bool = False  # whether the publisher asked LATEST to point here (see ops.advance_latest)
     format: str = MANIFEST_FORMAT
     format_version: int = MANIFEST_FORMAT_VERSION
@@ -160,9 +164,19 @@ class Manifest:
         return next((f.name for f in self.files if f.name.startswith("checkpoint.")), None)
 
     @property
+    def standard_name(self) -> str | None:
+        """The standard member: model-standard.pt2 (v2 program), model-standard.pt (v1), or None."""
+        return next((name for name in ("model-standard.pt2", "model-standard.pt") if self.file(name)), None)
+
+    @property
+    def has_program(self) -> bool:
+        """True when the bundle holds a Torch Standard v2 program (model-standard.pt2)."""
+        return self.standard_name == "model-standard.pt2"
+
+    @property
     def has_standard(self) -> bool:
-        """True when the bundle holds model-standard.pt (the Torch Standard file)."""
-        return self.file("model-standard.pt") is not None
+        """True when the bundle holds a Torch Standard program (v2) or file (v1)."""
+        return self.standard_name is not None
 
     @classmethod
     def loads(cls, data: bytes, where: str = "manifest") -> "Manifest":
@@ -186,6 +200,8 @@ class Manifest:
                 torch_version=raw.get("torch_version"), task_type=raw.get("task_type"),
                 num_classes=None if raw.get("num_classes") is None else int(raw["num_classes"]),
                 architecture=raw.get("architecture"), set_latest=bool(raw.get("set_latest", False)),
+                spec=raw.get("spec") if isinstance(raw.get("spec"), dict) else None,
+                conversion=raw.get("conversion") if isinstance(raw.get("conversion"), dict) else None,
                 extra=dict(raw.get("extra") or {}),
             )
             if manifest.bundle_size < 0:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from vtm_tui.core.registry import layout
 from vtm_tui.core.registry.base import Backend, Cancelled, IntegrityError, Progress, RegistryUsageError
-from vtm_tui.core.registry.bundle import STANDARD_NAME, BundleWriter
+from vtm_tui.core.registry.bundle import BundleWriter
 from vtm_tui.core.registry.bundle_reader import BundleLimits, BundleScanner, scan_file
 from vtm_tui.core.registry.layout import BUNDLE_NAME, MANIFEST_NAME, Manifest
 from vtm_tui.core.registry.pipe import Worker
@@ -64,45 +64,51 @@ class Registry(RegistryWriter):
                      version: int | str | None = None, set_latest: bool = False,
                      convert_standard: bool = False, task_type: str | None = None,
                      num_classes: int | None = None, architecture: str | None = None,
-                     source: dict | None = None, metric: dict | None = None,
+                     request=None, source: dict | None = None, metric: dict | None = None,
                      progress: Progress | None = None, cancel: threading.Event | None = None) -> PublishResult:
-        """Publish a local .pth/.pt checkpoint (read with weights_only=True: an unsafe one is
-        refused). convert_standard adds model-standard.pt (see core/standard/)."""
-        from vtm_tui.core.standard import loader as standard
+        """Publish a local model file: a .pth/.pt checkpoint, a Lightning .ckpt, a .pt2 program or
+        a TorchScript file (checked as model_files.py says; an unsafe one is refused).
+        convert_standard adds model-standard.pt2, converted with `request` (a core.standard
+        ConvertRequest; task_type, num_classes and architecture fill its unset fields); a failed
+        conversion raises before anything is uploaded."""
+        from vtm_tui.core.registry.model_files import convert_into, inspect_model_file
+        from vtm_tui.core.standard.spec import ConvertRequest
 
         layout.check_model(model), layout.check_stage(stage)
         number = None if version in (None, "", "auto") else layout.check_version(version)
         path = Path(path)
-        if not path.is_file():
-            raise RegistryUsageError(f"{path}: no such file")
-        if path.suffix.lower() not in (".pth", ".pt"):
-            raise RegistryUsageError(f"{path}: publish a .pth or .pt checkpoint")
-        meta = standard.describe(standard.safe_load(path, mmap=True))
+        content = inspect_model_file(path)
+        if task_type or num_classes is not None or architecture:
+            content.info.update({k: v for k, v in (("task_type", task_type), ("num_classes", num_classes),
+                                                   ("architecture", architecture)) if v is not None})
         with tempfile.TemporaryDirectory(prefix="vtm-publish-") as tmp:
-            files = [("checkpoint" + path.suffix.lower(), path)]
-            info = {"task_type": task_type or meta.get("task_type"),
-                    "num_classes": num_classes if num_classes is not None else meta.get("num_classes"),
-                    "architecture": architecture or meta.get("architecture"),
-                    "image_size": meta.get("image_size"), "input_shape": meta.get("input_shape"),
-                    "class_names": meta.get("class_names")}
             if convert_standard:
-                spec = standard.convert_to_standard(path, Path(tmp) / STANDARD_NAME, task_type=task_type,
-                                                    num_classes=num_classes, architecture=architecture)
-                files.append((STANDARD_NAME, Path(tmp) / STANDARD_NAME))
-                info.update({k: spec[k] for k in ("task_type", "num_classes", "architecture", "image_size",
-                                                  "input_shape", "class_names")})
-            if metric is None and isinstance(meta.get("metric"), dict) and meta["metric"]:
-                name, value = next(iter(meta["metric"].items()))
+                given = ConvertRequest(task_type=task_type, num_classes=num_classes, architecture=architecture)
+                convert_into(content, path, Path(tmp), (request or ConvertRequest()).merged(given))
+            file_metric = content.info.pop("metric", None)
+            if metric is None and isinstance(file_metric, dict) and file_metric:
+                name, value = next(iter(file_metric.items()))
                 metric = {"name": str(name), "value": value}
-            writer = BundleWriter(files, info, level=self.gzip_level)
-            fields = {"source": source or {"type": "file", "file_name": path.name, "path": str(path.resolve())},
-                      "metric": metric, "task_type": info["task_type"], "architecture": info["architecture"],
-                      "num_classes": None if info["num_classes"] is None else int(info["num_classes"]),
-                      "torch_version": _torch_version()}
-            try:
-                return self._publish(writer, model, stage, number, set_latest, fields, progress, cancel)
-            finally:
-                writer.close()
+            source = source or {"type": "file", "file_name": path.name, "path": str(path.resolve())}
+            return self.publish_content(content, model, stage, version=number, set_latest=set_latest,
+                                        source=source, metric=metric, progress=progress, cancel=cancel)
+
+    def publish_content(self, content, model: str, stage: str, *, version: int | None = None,
+                        set_latest: bool = False, source: dict, metric: dict | None = None,
+                        progress: Progress | None = None, cancel: threading.Event | None = None) -> PublishResult:
+        """Publish prepared bundle content (model_files.BundleContent: members, metadata, spec,
+        conversion) with the source and metric in the manifest; the commit protocol of the module
+        docstring. The result's extra["notes"] lists what the content's preparation reported."""
+        writer = BundleWriter(content.files, content.metadata(), level=self.gzip_level)
+        fields = {"source": source, "metric": metric, "torch_version": _torch_version(),
+                  **content.manifest_fields()}
+        try:
+            result = self._publish(writer, model, stage, version, set_latest, fields, progress, cancel)
+        finally:
+            writer.close()
+        if content.notes:
+            result.extra["notes"] = list(content.notes)
+        return result
 
     # -- promote ------------------------------------------------------------------------------
 
@@ -127,7 +133,8 @@ class Registry(RegistryWriter):
                                      "from_version": manifest.version, "origin": manifest.source},
                           "metric": manifest.metric, "task_type": manifest.task_type,
                           "architecture": manifest.architecture, "num_classes": manifest.num_classes,
-                          "torch_version": manifest.torch_version, "extra": manifest.extra}
+                          "torch_version": manifest.torch_version, "extra": manifest.extra,
+                          "spec": manifest.spec, "conversion": manifest.conversion}
                 result = self._publish(source, model, to_stage, number, set_latest, fields, progress, cancel)
             finally:
                 source.close()
@@ -190,7 +197,7 @@ class Registry(RegistryWriter):
              *, progress: Progress | None = None, cancel: threading.Event | None = None,
              keep_bundle: bool = False, verify_first: bool = False) -> PullResult:
         """Download, verify and extract a version into `<dest>/<model>/<stage>/<version>/`
-        (checkpoint, model-standard.pt if any, bundle.json, manifest.json).
+        (checkpoint and model-standard.pt2 when the bundle has them, bundle.json, manifest.json).
 
         Default: the bundle is verified and extracted as it streams in, into a private temporary
         folder that is moved into place only once everything matched. verify_first: download to

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vtm_tui.core.formatting import format_size
-from vtm_tui.core.registry.bundle import CHECKPOINT_NAMES, STANDARD_NAME
+from vtm_tui.core.registry.bundle import CHECKPOINT_NAMES
 from vtm_tui.core.registry.layout import Manifest
 
 
@@ -84,9 +84,10 @@ class PullResult:
 
     @property
     def standard(self) -> Path | None:
-        """The extracted model-standard.pt, or None when the bundle has none."""
-        path = self.path / STANDARD_NAME
-        return path if path.is_file() else None
+        """The extracted standard program (model-standard.pt2, or a v1 model-standard.pt), or
+        None when the bundle has none."""
+        name = self.manifest.standard_name
+        return self.path / name if name and (self.path / name).is_file() else None
 
     @property
     def files(self) -> dict[str, Path]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 from typing import Callable
 
-from vtm_tui.core.serving.predict_io import Prediction, load_input, predict_local, summarize
-from vtm_tui.core.serving.targets import ModelTarget, PinnedTarget, ServerTarget, Target, parse_target
+from vtm_tui.core.serving.inputs import load_inputs
+from vtm_tui.core.serving.predict_io import Prediction, summarize
+from vtm_tui.core.serving.targets import FileTarget, ModelTarget, PinnedTarget, ServerTarget, Target, parse_target
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
@@ -22,10 +24,24 @@ def _task_from_outputs(outputs) -> str:
     return "classification" if np.asarray(outputs).ndim == 2 else "segmentation"
 
 
+def _save_outputs(outputs, path: str | None) -> None:
+    """Write the raw outputs as a .npy (through a .part file) when a path was given."""
+    if path:
+        import numpy as np
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        with open(partial, "wb") as handle:
+            np.save(handle, np.asarray(outputs, dtype=np.float32))
+        partial.replace(target)
+
+
 def predict_via_url(settings: Settings, url: str, source: str | None = None, *, random: bool = False,
                     shape: tuple[int, int, int] | None = None, task_type: str | None = None,
                     top_k: int = 3, mask_path: str | None = None, class_names: list[str] | None = None,
-                    model_uri: str | None = None, tracking_uri: str | None = None) -> Prediction:
+                    model_uri: str | None = None, tracking_uri: str | None = None,
+                    outputs_path: str | None = None) -> Prediction:
     """Send one input to the model server at `url` (its /invocations) and read its answer.
 
     shape (C, H, W) of the input: given, else the server's record, else the signature of
@@ -41,11 +57,27 @@ def predict_via_url(settings: Settings, url: str, source: str | None = None, *, 
         shape = native.served_input_shape(model_uri, resolve_tracking_uri(settings, tracking_uri, start=False))
     if shape is None:
         raise UserError("cannot tell the model's input shape: give --shape C,H,W (e.g. 3,32,32)")
-    inputs = load_input(source, shape, random=random)
-    outputs = native.predict_url(url, inputs)
+    inputs = load_inputs(source, shape, random=random)
+    outputs = native.predict_url(url, inputs.array)
+    _save_outputs(outputs, outputs_path)
     result = summarize(task_type or _task_from_outputs(outputs), outputs, class_names, top_k=top_k,
-                       mask_path=mask_path)
+                       mask_path=mask_path, names=inputs.names)
     return dataclasses.replace(result, served_by="native", source=url, skipped=[])
+
+
+def predict_program(program, source: str | None, *, random: bool = False, top_k: int = 3,
+                    mask_path: str | None = None, outputs_path: str | None = None,
+                    progress: Callable[[int, int], None] | None = None,
+                    cancel: threading.Event | None = None) -> Prediction:
+    """Run a loaded program (core.standard LoadedProgram) here on `source`, preprocessed by its
+    spec; progress(samples done, total) follows a batch. served_by "local", with the program."""
+    spec = program.spec
+    inputs = load_inputs(source, spec.input_shape, spec=spec, random=random)
+    outputs = program.predict(inputs.array, progress=progress, cancel=cancel)
+    _save_outputs(outputs, outputs_path)
+    result = summarize(spec.task_type, outputs, spec.class_names, top_k=top_k, mask_path=mask_path,
+                       output_kind=spec.output_kind, names=inputs.names)
+    return dataclasses.replace(result, served_by="local", program={**program.to_json(), "spec_line": spec.describe()})
 
 
 def _native(settings: Settings, model_uri: str, start: bool) -> tuple[str | None, str]:
@@ -68,7 +100,9 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
                   native: bool = False, source: str | None = None, random: bool = False,
                   top_k: int = 3, mask_path: str | None = None, registry: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  cancel: threading.Event | None = None, interactive: bool | None = None) -> Prediction:
+                  cancel: threading.Event | None = None, interactive: bool | None = None,
+                  outputs_path: str | None = None,
+                  predict_progress: Callable[[int, int], None] | None = None) -> Prediction:
     """Predict with registry model `model` in `stage`: natively when a server for
     models:/MODEL@STAGE runs (or `native` can start one), else from the registry bundle with the
     local loader. A pinned `version` (not "latest") is always the registry bundle's."""
@@ -79,7 +113,7 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
         if url:
             try:
                 return predict_via_url(settings, url, source, random=random, top_k=top_k, mask_path=mask_path,
-                                       model_uri=model_uri)
+                                       model_uri=model_uri, outputs_path=outputs_path)
             except UserError as exc:
                 why = f"native: {url} failed: {exc}"
         skipped.append(why)
@@ -89,50 +123,75 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
     return predict_from_registry(settings, model, stage=stage, version=version, source=source,
                                  random=random, top_k=top_k, mask_path=mask_path, registry=registry,
                                  progress=progress, cancel=cancel, skipped=skipped,
-                                 interactive=interactive)
+                                 interactive=interactive, outputs_path=outputs_path,
+                                 predict_progress=predict_progress)
 
 
 def predict_from_registry(settings: Settings, model: str, *, stage: str, version, source, random,
                           top_k: int, mask_path, registry, progress=None, cancel=None,
-                          skipped: list[str] | None = None, interactive: bool | None = None) -> Prediction:
-    """Pull (verify, cache in <VTM_HOME>/cache) and run a registry version here.
+                          skipped: list[str] | None = None, interactive: bool | None = None,
+                          outputs_path: str | None = None, predict_progress=None) -> Prediction:
+    """Pull (verify, cache in <VTM_HOME>/cache) and run a registry version here with the local
+    loader (its standard program first: core/standard/loader.py).
 
-    progress(bytes done, total) follows the download; setting `cancel` stops it (Cancelled).
-    interactive=False: never prompt for an FTP password (the TUI owns the terminal)."""
+    progress(bytes done, total) follows the download, predict_progress(samples done, total) a
+    batch; setting `cancel` stops either. interactive=False: never prompt for an FTP password
+    (the TUI owns the terminal)."""
     from vtm_tui.core.registry import open_registry
-    from vtm_tui.core.standard.loader import load_model
+    from vtm_tui.core.standard.loader import load_program
 
     cache = settings.home / "cache"
     with open_registry(settings, registry, interactive=interactive) as reg:
         pulled = reg.pull(model, stage, version, dest=cache, progress=progress, cancel=cancel)
-    loaded, meta = load_model(pulled.standard or pulled.checkpoint)
-    inputs = load_input(source, tuple(meta["input_shape"]), random=random)
-    outputs = predict_local(loaded, inputs)
-    result = summarize(meta["task_type"], outputs, meta.get("class_names"), top_k=top_k,
-                       mask_path=mask_path)
-    return dataclasses.replace(
-        result, served_by="local", skipped=skipped or [],
-        source=f"registry {model}/{stage}/v{pulled.version}, {meta['architecture']} on {meta['device']}")
+    program = load_program(pulled.path)
+    result = predict_program(program, source, random=random, top_k=top_k, mask_path=mask_path,
+                             outputs_path=outputs_path, progress=predict_progress, cancel=cancel)
+    return dataclasses.replace(result, skipped=skipped or [],
+                               source=f"registry {model}/{stage}/v{pulled.version}, {program.path.name} "
+                                      f"on {program.device}")
+
+
+def predict_file(path: str, *, source: str | None = None, random: bool = False, top_k: int = 3,
+                 mask_path: str | None = None, shape: tuple[int, int, int] | None = None,
+                 trust_torchscript: bool = False, outputs_path: str | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 cancel: threading.Event | None = None) -> Prediction:
+    """Run a local model file or pulled bundle folder here (a .pt2 program, a TorchScript file
+    when trusted, a v1 file or vtm checkpoint); shape (C, H, W) for one that does not say."""
+    from vtm_tui.core.standard.loader import load_program
+
+    program = load_program(path, trust_torchscript=trust_torchscript, input_shape=shape)
+    result = predict_program(program, source, random=random, top_k=top_k, mask_path=mask_path,
+                             outputs_path=outputs_path, progress=progress, cancel=cancel)
+    return dataclasses.replace(result, source=f"file {path}, on {program.device}")
 
 
 def predict_target(settings: Settings, target: str | Target, *, source: str | None = None, random: bool = False,
                    native: bool = False, top_k: int = 3, mask_path: str | None = None, registry: str | None = None,
                    shape: tuple[int, int, int] | None = None, task_type: str | None = None,
                    progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
-                   interactive: bool | None = None) -> Prediction:
+                   interactive: bool | None = None, outputs_path: str | None = None,
+                   predict_progress: Callable[[int, int], None] | None = None,
+                   trust_torchscript: bool = False) -> Prediction:
     """One prediction for a target (a string in the grammar of targets.py, or a parsed Target):
 
     - ServerTarget: that server's /invocations (shape, task_type as for predict_via_url);
     - ModelTarget: predict_model (a running native server for models:/NAME@STAGE, started first
       with `native`, else the registry bundle: registry URL, progress, cancel, interactive);
-    - PinnedTarget: only a running server for exactly that URI, else UserError (serve it first).
+    - PinnedTarget: only a running server for exactly that URI, else UserError (serve it first);
+    - FileTarget: predict_file (shape, trust_torchscript).
 
-    source: an input file (image, .npy, .pt), or None with random=True for random data of the
-    model's input shape; mask_path: where a segmentation mask PNG goes."""
+    source: an input (image, folder of images, .npy, .pt; inputs.py), or None with random=True for
+    random data of the model's input shape; mask_path: where a segmentation mask PNG goes (a
+    folder for a batch); outputs_path: a .npy for the raw outputs; predict_progress(samples
+    done, total) follows a local batch."""
     from vtm_tui.core.serving import native as servers
 
     target = parse_target(target) if isinstance(target, str) else target
-    common = dict(random=random, top_k=top_k, mask_path=mask_path)
+    common = dict(random=random, top_k=top_k, mask_path=mask_path, outputs_path=outputs_path)
+    if isinstance(target, FileTarget):
+        return predict_file(target.path, source=source, shape=shape, trust_torchscript=trust_torchscript,
+                            progress=predict_progress, cancel=cancel, **common)
     if isinstance(target, ServerTarget):
         return predict_via_url(settings, target.url, source, shape=shape, task_type=task_type, **common)
     if isinstance(target, PinnedTarget):
@@ -146,4 +205,4 @@ def predict_target(settings: Settings, target: str | Target, *, source: str | No
     assert isinstance(target, ModelTarget)
     return predict_model(settings, target.name, stage=target.stage, version=target.version, native=native,
                          source=source, registry=registry, progress=progress, cancel=cancel,
-                         interactive=interactive, **common)
+                         interactive=interactive, predict_progress=predict_progress, **common)

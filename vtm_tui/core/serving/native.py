@@ -206,6 +206,21 @@ def stop_server(settings: Settings, server_id: int | str) -> ServerRecord:
     return get_server(settings, record.id)
 
 
+def stop_all(settings: Settings) -> list[ServerRecord]:
+    """Stop every model server vtm started that is still starting or up (stop_server each);
+    returns their records afterwards, newest first. UserError naming the ones that would not
+    stop, after trying all."""
+    stopped, failed = [], []
+    for record in list_servers(settings):
+        try:
+            stopped.append(stop_server(settings, record.id))
+        except UserError as exc:
+            failed.append(str(exc))
+    if failed:
+        raise UserError("; ".join(failed))
+    return stopped
+
+
 def predict_url(url: str, inputs, timeout: float = REQUEST_TIMEOUT):
     """POST `{"inputs": ...}` to URL/invocations; returns the decoded `predictions`."""
     body = json.dumps({"inputs": inputs.tolist() if hasattr(inputs, "tolist") else inputs}).encode()

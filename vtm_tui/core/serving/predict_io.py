@@ -1,10 +1,11 @@
-"""Inputs and outputs of a prediction, shared by the native (/invocations) and local paths.
+"""Outputs of a prediction, shared by the native (/invocations) and local paths (inputs are
+inputs.py's).
 
-Inputs: an image file (PNG/JPEG, resized to the model's input size, RGB scaled to [0, 1] like
-the training data), a `.npy` array or a `.pt` tensor (read with weights_only), or random data.
-Outputs: a Prediction. Classification -> top-k classes with probabilities (softmax of the
-logits) and the raw logits; segmentation -> per-class pixel share, a PNG mask on disk and a small
-preview grid of class indices. Both say which path served them and what was skipped.
+A Prediction: classification -> top-k classes with probabilities (softmax of the logits, or the
+outputs themselves when the model gives probabilities) and the raw outputs; segmentation ->
+per-class pixel share, a PNG mask on disk and a small preview grid of class indices; both for
+the first sample, plus one SampleResult per sample of a batch. It says which path served it, what
+was skipped, and, locally, which program ran with which spec.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vtm_tui.core.serving.inputs import IMAGE_SUFFIXES
 from vtm_tui.errors import UserError
 
 # numpy is imported inside the functions: the Serving tab imports PALETTE at start-up.
@@ -22,58 +24,6 @@ if TYPE_CHECKING:
 PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]
 PREVIEW_SIZE = (12, 24)  # rows, columns of the preview grid
-
-
-def load_input(source: str | None, shape: tuple[int, int, int], *, random: bool = False,
-               seed: int = 0) -> np.ndarray:
-    """A float32 batch (N, C, H, W) for a model taking `shape` = (C, H, W)."""
-    import numpy as np
-
-    channels, height, width = shape
-    if random or source is None:
-        if not random:
-            raise UserError("give an input file (--input PATH) or --random")
-        return np.random.default_rng(seed).random((1, channels, height, width), dtype=np.float32)
-    path = Path(source)
-    if not path.is_file():
-        raise UserError(f"input {source}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise UserError(f"input {source}: not a plain numeric .npy array ({exc})") from None
-    elif suffix in (".pt", ".pth"):
-        from vtm_tui.core.standard.loader import safe_load
-
-        tensor = safe_load(path)
-        if not hasattr(tensor, "numpy"):
-            raise UserError(f"input {source}: expected a tensor, found {type(tensor).__name__}")
-        array = tensor.detach().cpu().numpy()
-    elif suffix in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"):
-        array = _image(path, width, height)
-    else:
-        raise UserError(f"input {source}: unsupported type {suffix or '(none)'}; "
-                        "use an image (PNG/JPEG), .npy or .pt")
-    array = np.asarray(array, dtype=np.float32)
-    if array.ndim == len(shape):
-        array = array[None]
-    if array.shape[1:] != tuple(shape):
-        raise UserError(f"input {source}: shape {tuple(array.shape)} does not match the model's "
-                        f"input (N, {channels}, {height}, {width})")
-    return array
-
-
-def _image(path: Path, width: int, height: int) -> np.ndarray:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((width, height), Image.BILINEAR)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"input {path}: not a readable image ({exc})") from None
-    return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
 
 
 def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
@@ -115,15 +65,47 @@ class ClassShare:
 
 
 @dataclass(frozen=True)
+class SampleResult:
+    """One sample of a batch: its input name; classification: the best class and its
+    probability; segmentation: the largest class other than the first (background) by pixel
+    share, every class's share, and where its mask PNG went."""
+    input: str
+    top: ClassProbability | None = None
+    shares: list[ClassShare] = field(default_factory=list)
+    mask_path: str | None = None
+
+    def to_json(self) -> dict:
+        """{"input", and "top" or "shares" (+ "mask_path")}: a row of `vtm predict --json`'s samples."""
+        data: dict[str, Any] = {"input": self.input}
+        if self.top is not None:
+            data["top"] = self.top.to_json()
+        else:
+            data["shares"] = [row.to_json() for row in self.shares]
+            if self.mask_path:
+                data["mask_path"] = self.mask_path
+        return data
+
+    def line(self) -> str:
+        """`cat.png  red 0.9132` or `a.png  circle 12.5% of pixels (mask: masks/a.png)`."""
+        if self.top is not None:
+            return f"{self.input:<24} {self.top.name:<20} {self.top.probability:.4f}"
+        main = max(self.shares[1:] or self.shares, key=lambda row: row.share)
+        mask = f" (mask: {self.mask_path})" if self.mask_path else ""
+        return f"{self.input:<24} {main.name:<20} {main.share:.1%} of pixels{mask}"
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One prediction (of the first sample of the input batch) and where it came from.
 
     task_type: classification or segmentation. Classification: `top` (the top_k most probable
-    classes, best first) and `scores` (the raw logits, one per class). Segmentation: `shares` (one
+    classes, best first) and `scores` (the raw outputs, one per class). Segmentation: `shares` (one
     row per class), `preview` (at most 12 x 24 class indices, nearest-neighbour) and `mask_path`
     (the PNG mask, when one was asked for). served_by: `native` (a model server) or `local` (the
     registry bundle run here); source: the server's URL or the registry version; skipped: why the
-    other path was not taken.
+    other path was not taken; samples: one SampleResult per sample (a batch: more than one);
+    program: the program that ran locally (file, kind, format, device, spec, spec_line,
+    conversion), None for a server.
 
     Mapping access (`prediction["top"]`, `.get("mask_path")`) reads `to_json()`: the Serving tab
     shows predictions and its pinned demo's plain dicts alike."""
@@ -136,6 +118,8 @@ class Prediction:
     served_by: str = ""
     source: str = ""
     skipped: list[str] = field(default_factory=list)
+    samples: list[SampleResult] = field(default_factory=list)
+    program: dict | None = None  # local path: LoadedProgram.to_json() (file, kind, format, device, spec, ...)
 
     def to_json(self) -> dict:
         """What `vtm predict --json` prints, key for key in this order."""
@@ -147,12 +131,24 @@ class Prediction:
                     "preview": self.preview}
             if self.mask_path:
                 data["mask_path"] = self.mask_path
-        return {**data, "served_by": self.served_by, "source": self.source, "skipped": list(self.skipped)}
+        data = {**data, "served_by": self.served_by, "source": self.source, "skipped": list(self.skipped)}
+        if self.program is not None:
+            data["program"] = self.program
+        if len(self.samples) > 1:
+            data["samples"] = [sample.to_json() for sample in self.samples]
+        return data
 
     def lines(self) -> list[str]:
         """A small table, with where it came from: what `vtm predict` and a script step print."""
         lines = [f"served by: {self.served_by}" + (f" ({self.source})" if self.source else "")]
         lines += [f"  skipped {note}" for note in self.skipped]
+        if self.program:
+            lines.append(f"  program: {self.program.get('file')} ({self.program.get('format')}) on "
+                         f"{self.program.get('device')}")
+            if self.program.get("spec_line"):
+                lines.append(f"  spec: {self.program['spec_line']}")
+        if len(self.samples) > 1:
+            return lines + [f"  {sample.line()}" for sample in self.samples]
         if self.task_type == "classification":
             lines += [f"  {row.name:<20} {row.probability:.4f}" for row in self.top]
         else:
@@ -170,29 +166,56 @@ class Prediction:
 
 
 def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, top_k: int = 3,
-              mask_path: str | Path | None = None) -> Prediction:
-    """Read raw model outputs (logits: (N, classes) or (N, classes, H, W)) of the first sample:
-    a Prediction without its origin (served_by, source, skipped are the caller's). Writes the
-    PNG mask to mask_path for segmentation. UserError for outputs of another shape."""
+              mask_path: str | Path | None = None, output_kind: str = "logits",
+              names: list[str] | None = None) -> Prediction:
+    """Read raw model outputs ((N, classes) or (N, classes, H, W); logits unless output_kind is
+    "probabilities"): a Prediction of the first sample plus one SampleResult per sample, without
+    its origin (served_by, source, skipped, program are the caller's). Segmentation masks go to
+    mask_path as PNG: the file itself for one sample; for a batch, a folder of `<input>.png`
+    (mask_path, or mask_path without its .png suffix).
+    UserError for outputs of another shape."""
     import numpy as np
 
     logits = np.asarray(outputs, dtype=np.float64)
+    names = names or [f"sample {i}" for i in range(len(logits))]
     if task_type == "classification":
         if logits.ndim != 2:
             raise UserError(f"expected classification outputs of shape (N, classes), got {logits.shape}")
-        probs = softmax(logits, axis=1)[0]
-        order = np.argsort(-probs, kind="stable")[:top_k]
-        return Prediction(task_type, top=[ClassProbability(class_name(class_names, int(i)), int(i), float(probs[i]))
-                                          for i in order], scores=logits[0].tolist())
+        probs = logits if output_kind == "probabilities" else softmax(logits, axis=1)
+        order = np.argsort(-probs[0], kind="stable")[:top_k]
+        samples = []
+        for i, row in enumerate(probs):
+            best = int(np.argmax(row))
+            samples.append(SampleResult(names[i], top=ClassProbability(class_name(class_names, best), best,
+                                                                       float(row[best]))))
+        return Prediction(task_type, top=[ClassProbability(class_name(class_names, int(i)), int(i), float(probs[0][i]))
+                                          for i in order], scores=logits[0].tolist(), samples=samples)
     if task_type == "segmentation":
         if logits.ndim != 4:
             raise UserError(f"expected segmentation outputs of shape (N, classes, H, W), got {logits.shape}")
-        mask = logits[0].argmax(axis=0)
-        counts = np.bincount(mask.ravel(), minlength=logits.shape[1])
-        return Prediction(task_type, shares=[ClassShare(class_name(class_names, i), i, float(count / mask.size))
-                                             for i, count in enumerate(counts)], preview=preview(mask).tolist(),
-                          mask_path=str(write_mask(mask, Path(mask_path))) if mask_path else None)
+        masks = logits.argmax(axis=1)
+        samples = []
+        batch_folder = Path(mask_path).with_suffix("") if mask_path and Path(mask_path).suffix == ".png" else (
+            Path(mask_path) if mask_path else None)
+        for i, mask in enumerate(masks):
+            counts = np.bincount(mask.ravel(), minlength=logits.shape[1])
+            shares = [ClassShare(class_name(class_names, c), c, float(n / mask.size)) for c, n in enumerate(counts)]
+            written = None
+            if mask_path:
+                target = Path(mask_path) if len(masks) == 1 else batch_folder / mask_file_name(names[i], i)
+                written = str(write_mask(mask, target))
+            samples.append(SampleResult(names[i], shares=shares, mask_path=written))
+        first = samples[0]
+        return Prediction(task_type, shares=first.shares, preview=preview(masks[0]).tolist(),
+                          mask_path=first.mask_path, samples=samples)
     raise UserError(f"unknown task type {task_type!r} (classification or segmentation)")
+
+
+def mask_file_name(name: str, index: int) -> str:
+    """The PNG name of a batch sample's mask: `img3.png` for an image input `img3.jpg`,
+    `x.npy[3].png` for an array sample; path separators replaced."""
+    stem = name.rsplit(".", 1)[0] if name.lower().endswith(IMAGE_SUFFIXES) else name
+    return (stem.replace("/", "_").replace("\\", "_") or str(index)) + ".png"
 
 
 def preview(mask: np.ndarray, size: tuple[int, int] = PREVIEW_SIZE) -> np.ndarray:
@@ -216,16 +239,6 @@ def write_mask(mask: np.ndarray, path: Path) -> Path:
     Image.fromarray(palette[mask]).save(tmp, format="PNG")
     tmp.replace(path)  # never a half-written PNG under the final name
     return path
-
-
-def predict_local(model, inputs: np.ndarray) -> np.ndarray:
-    """Run a torch model on a float32 batch (N, C, H, W) on the model's device, without
-    gradients; returns its outputs as a numpy array."""
-    import torch
-
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        return model(torch.from_numpy(inputs).to(device)).cpu().numpy()
 
 
 def parse_shape(text: str | None) -> tuple[int, int, int] | None:

@@ -8,6 +8,8 @@ Serving tab's target field.
                                        registry version, which only the bundle serves) -> ModelTarget
     models:/NAME/VERSION              exactly that model: only through a running server for exactly
     runs:/RUN_ID/PATH                  that URI                                -> PinnedTarget
+    ./model.pt2, dir/, /abs/path,     a local model file or pulled bundle folder, run here: any path
+    x.pt2 | .pt | .pth | .ckpt         with a `/`, or a name with a model file's suffix -> FileTarget
 
 A target that fits none of these is a one-line UserError (exit code 2) saying what is expected.
 (`models:/NAME` with neither alias nor version reads as NAME, as the Serving tab always did.)
@@ -19,8 +21,9 @@ from urllib.parse import urlsplit
 
 from vtm_tui.errors import UserError
 
-EXPECTED = ("http://HOST:PORT, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH "
-            "or a registry NAME@STAGE[:VERSION]")
+EXPECTED = ("http://HOST:PORT, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH, "
+            "a registry NAME@STAGE[:VERSION] or a local model file (./model.pt2)")
+MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".pth", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,13 @@ class PinnedTarget:
     uri: str
 
 
-Target = ServerTarget | ModelTarget | PinnedTarget
+@dataclass(frozen=True)
+class FileTarget:
+    """A local model file or pulled bundle folder (`path`), loaded and run here."""
+    path: str
+
+
+Target = ServerTarget | ModelTarget | PinnedTarget | FileTarget
 
 
 def _bad(text: str, why: str) -> UserError:
@@ -95,6 +104,8 @@ def parse_target(text: str) -> Target:
         if not run_id or not path.strip("/"):
             raise _bad(target, "runs:/RUN_ID/PATH needs a run id and an artifact path")
         return PinnedTarget(target)
+    if "/" in target or target.startswith("~") or target.lower().endswith(MODEL_FILE_SUFFIXES):
+        return FileTarget(target)
     name, at, rest = target.partition("@")
     stage, colon, version = rest.partition(":")
     if not name or any(c in name for c in "/:"):

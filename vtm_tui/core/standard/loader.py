@@ -1,205 +1,38 @@
-"""Torch Standard model files and the local loader.
+"""The local loader: a model file, or a pulled bundle folder, turned into something that predicts,
+with no training code around.
 
-A Torch Standard file (`model-standard.pt`) is what `torch.load(path, weights_only=True)` reads
-with no training code around: a dict of plain values and tensors,
+    program = load_program("downloads/clf/release/3")      # picks model-standard.pt2 first
+    program.spec.describe(); program.describe()
+    outputs = program.predict(batch)                       # (N, C, H, W) float array -> numpy outputs
 
-    {"format": "vtm-standard-v1", "task_type": "classification", "architecture": "SmallCNN",
-     "num_classes": 5, "image_size": 32, "input_shape": [3, 32, 32],
-     "class_names": ["red", ...], "state_dict": {name: tensor}}
+What it loads:
+- a Torch Standard v2 program (`.pt2`, torch.export): checked pickle-free before
+  `torch.export.load` (pt2_safety.py), refused when it runs batch norm in training mode; its spec
+  comes from the archive (`vtm_spec.json`), else from its own input and outputs;
+- a TorchScript file, only when the caller trusts it (torch.jit.load has no safe mode);
+- a v1 standard file, vtm's example checkpoints and bare state dicts of the example
+  architectures (legacy.py), read with weights_only=True.
 
-and that `load_model` turns back into a working model through `vtm_tui.core.standard.architectures.build_model`.
-
-Loading is always `weights_only=True`: a checkpoint that needs arbitrary unpickling (a pickled
-module, an argparse.Namespace, a `__reduce__` payload) is refused with UnsafeCheckpoint, never
-retried unsafely. torch is imported inside the functions.
-
-Checkpoint format: what `torch.save` writes, a zip archive of a pickle and tensor storages
-(https://pytorch.org/docs/stable/notes/serialization.html); `weights_only` restricts the
-unpickler to tensors and plain containers (https://pytorch.org/docs/stable/generated/torch.load.html).
+Device: None or "auto" picks CUDA when available. A .pt2 program is moved with torch's
+`move_to_device_pass` (its weights are constants of the graph, `.to()` does not move them).
 """
 from __future__ import annotations
 
-import re
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from vtm_tui.errors import UserError
+from vtm_tui.core.standard import legacy
+from vtm_tui.core.standard.checkpoint import CheckpointError, safe_load
+from vtm_tui.core.standard.exporter import CONVERSION_FILE, quiet_torch, refuse_training_mode
+from vtm_tui.core.standard.file_kinds import STANDARD_V2_FILE, file_kind
+from vtm_tui.core.standard.spec import SPEC_FILE, STANDARD_V2_FORMAT, ConvertRequest, ModelSpec, select_output
 
-STANDARD_FORMAT = "vtm-standard-v1"
-CHECKPOINT_FORMAT = "vtm-checkpoint-v1"
-STANDARD_FILE = "model-standard.pt"
-DEFAULT_ARCHITECTURE = {"classification": "SmallCNN", "segmentation": "TinySegNet"}
-DEFAULT_IMAGE_SIZE = 32
-STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
-
-
-class CheckpointError(UserError):
-    """A checkpoint that cannot be read or does not describe a model vtm can build."""
-
-
-class UnsafeCheckpoint(CheckpointError):
-    """Reading the file would execute or construct arbitrary Python objects."""
-
-
-def _clean(text: str, limit: int = 300) -> str:
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).strip()
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _unpickling_reason(exc: Exception) -> str:
-    """The line of torch's message that names what was refused, without its advice to retry
-    with weights_only=False."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Weights only load failed", "Check the documentation"))
-              and "weights_only" not in line]
-    return _clean(useful[0] if useful else "unsupported content", 200)
-
-
-def safe_load(path: str | Path, *, mmap: bool = False) -> Any:
-    """torch.load(weights_only=True) on CPU; UnsafeCheckpoint if that is not enough."""
-    import pickle
-
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as exc:
-            if mmap and "mmap" in str(exc):  # legacy (non-zip) format cannot be mapped
-                return torch.load(path, map_location="cpu", weights_only=True)
-            raise
-    except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():  # not a refused object: a damaged or foreign file
-            raise CheckpointError(f"{path}: not a readable torch file ({_unpickling_reason(exc)})") from None
-        raise UnsafeCheckpoint(
-            f"{path}: refused: it holds Python objects that only a full unpickling could rebuild "
-            f"({_unpickling_reason(exc)}), and vtm never loads with weights_only=False. Re-save it "
-            f"with tensors and plain values only, e.g. "
-            f"torch.save({{'state_dict': model.state_dict(), ...}})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch file ({_clean(exc)})") from None
-
-
-def _is_state_dict(obj) -> bool:
-    import torch
-
-    return isinstance(obj, dict) and bool(obj) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-
-
-def describe(obj: Any) -> dict:
-    """The plain metadata a loaded checkpoint or standard file carries (no tensors)."""
-    if not isinstance(obj, dict) or _is_state_dict(obj):
-        return {}
-    meta = {}
-    for key in ("format", "task_type", "architecture", "num_classes", "image_size", "input_shape",
-                "class_names", "epoch", "metric", "mlflow_run_id"):
-        value = obj.get(key)
-        if value is not None and isinstance(value, (str, int, float, list, dict)):
-            meta[key] = value
-    return meta
-
-
-def state_dict_of(obj: Any, where: str = "checkpoint") -> dict:
-    """The state dict (name -> tensor) of a loaded checkpoint: the object itself, or the first of
-    STATE_DICT_KEYS that holds one (state_dict, model_state_dict, ...); CheckpointError otherwise."""
-    if _is_state_dict(obj):
-        return obj
-    if isinstance(obj, dict):
-        for key in STATE_DICT_KEYS:
-            if _is_state_dict(obj.get(key)):
-                return obj[key]
-    raise CheckpointError(f"{where}: no state dict found (expected a dict of tensors, or one under "
-                          f"{', '.join(repr(k) for k in STATE_DICT_KEYS)})")
-
-
-def resolve_spec(meta: dict, *, task_type: str | None = None, architecture: str | None = None,
-                 num_classes: int | None = None, image_size: int | None = None,
-                 where: str = "checkpoint") -> dict:
-    """Architecture, task, classes and image size: from the file, else from the arguments.
-
-    An argument that contradicts the file is an error rather than a silent override."""
-    from vtm_tui.core.standard.architectures import TASK_TYPES
-
-    def pick(key, given):
-        found = meta.get(key)
-        if given is not None and found is not None and str(given) != str(found):
-            raise CheckpointError(f"{where}: says {key} = {found!r}, but {given!r} was given")
-        return found if found is not None else given
-
-    task_type = pick("task_type", task_type)
-    architecture = pick("architecture", architecture)
-    if architecture is None and task_type is not None:
-        architecture = DEFAULT_ARCHITECTURE.get(task_type)
-    if architecture is None:
-        raise CheckpointError(f"{where}: the architecture is unknown: give the task type "
-                              f"({', '.join(DEFAULT_ARCHITECTURE)}) or the architecture "
-                              f"({', '.join(sorted(TASK_TYPES))})")
-    if architecture not in TASK_TYPES:
-        raise CheckpointError(f"{where}: unknown architecture {architecture!r} "
-                              f"(known: {', '.join(sorted(TASK_TYPES))})")
-    task_type = task_type or TASK_TYPES[architecture]
-    num_classes = pick("num_classes", num_classes)
-    if num_classes is None:
-        raise CheckpointError(f"{where}: the number of classes is unknown: give num_classes")
-    try:
-        num_classes = int(num_classes)
-        image_size = int(pick("image_size", image_size) or DEFAULT_IMAGE_SIZE)
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{where}: num_classes and image_size must be integers") from None
-    if num_classes < 1 or image_size < 1:
-        raise CheckpointError(f"{where}: num_classes and image_size must be positive")
-    class_names = meta.get("class_names")
-    if not (isinstance(class_names, list) and len(class_names) == num_classes):
-        class_names = [f"class_{i}" for i in range(num_classes)]
-    return {"task_type": task_type, "architecture": architecture, "num_classes": num_classes,
-            "image_size": image_size, "input_shape": [3, image_size, image_size],
-            "class_names": [str(c) for c in class_names]}
-
-
-def build(spec: dict, state_dict: dict, where: str = "checkpoint"):
-    """The model of spec with state_dict loaded (strict); CheckpointError when they do not fit."""
-    from vtm_tui.core.standard.architectures import build_model
-
-    model = build_model(spec["architecture"], spec["num_classes"], spec["image_size"])
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{where}: its weights do not fit {spec['architecture']}"
-                              f"(num_classes={spec['num_classes']}): {_clean(exc, 400)}") from None
-    return model
-
-
-def convert_to_standard(src: str | Path, dst: str | Path, *, task_type: str | None = None,
-                        num_classes: int | None = None, architecture: str | None = None,
-                        image_size: int | None = None) -> dict:
-    """Write the Torch Standard file for a checkpoint; returns its metadata (no tensors).
-
-    The weights are checked by building the model and loading them strictly, so a standard file
-    always loads."""
-    import torch
-
-    src = Path(src)
-    obj = safe_load(src)
-    spec = resolve_spec(describe(obj), task_type=task_type, architecture=architecture,
-                        num_classes=num_classes, image_size=image_size, where=str(src))
-    state = {k: v.detach().to("cpu").contiguous() for k, v in state_dict_of(obj, str(src)).items()}
-    build(spec, state, str(src))
-    torch.save({"format": STANDARD_FORMAT, **spec, "state_dict": state}, Path(dst))
-    return {"format": STANDARD_FORMAT, **spec}
-
-
-def _pick_file(path: Path) -> Path:
-    """A pulled bundle folder stands for its standard file, else its checkpoint."""
-    if not path.is_dir():
-        return path
-    for name in (STANDARD_FILE, "checkpoint.pth", "checkpoint.pt"):
-        if (path / name).is_file():
-            return path / name
-    raise CheckpointError(f"{path}: no {STANDARD_FILE} or checkpoint.pth/.pt in this folder")
+PICK_ORDER = (STANDARD_V2_FILE, legacy.STANDARD_V1_FILE, "checkpoint.pt2", "checkpoint.pth", "checkpoint.pt",
+              "checkpoint.ckpt")
+KIND_NAMES = {"pt2": "torch.export program", "torchscript": "TorchScript", "v1": "Torch Standard v1",
+              "checkpoint": "checkpoint + example architecture"}
 
 
 def pick_device(device=None):
@@ -215,21 +48,152 @@ def pick_device(device=None):
     return device
 
 
-def load_model(path: str | Path, architecture: str | None = None, num_classes: int | None = None,
-               image_size: int | None = None, device=None, *, task_type: str | None = None):
-    """(model in eval mode on device, meta) from a standard file, a vtm checkpoint, a plain
-    state-dict checkpoint (give architecture or task_type, and num_classes), or a pulled bundle
-    folder. device: None picks CUDA when available."""
-    path = _pick_file(Path(path))
-    obj = safe_load(path)
-    meta = describe(obj)
-    spec = resolve_spec(meta, task_type=task_type, architecture=architecture, num_classes=num_classes,
-                        image_size=image_size, where=str(path))
-    model = build(spec, state_dict_of(obj, str(path)), str(path))
+def pick_file(path: str | Path) -> Path:
+    """A pulled bundle folder stands for its best model file (PICK_ORDER: the v2 program first);
+    any other path for itself."""
+    path = Path(path)
+    if not path.is_dir() or file_kind_is_mlflow(path):
+        return path
+    for name in PICK_ORDER:
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(f"{path}: no {STANDARD_V2_FILE}, {legacy.STANDARD_V1_FILE} or checkpoint file in this folder")
+
+
+def file_kind_is_mlflow(path: Path) -> bool:
+    """True for an MLflow model folder (it has an MLmodel file)."""
+    return (path / "MLmodel").is_file()
+
+
+@dataclass
+class LoadedProgram:
+    """A model ready to predict: `module(x)` the loaded program or model (raw result), its spec,
+    kind (pt2, torchscript, v1, checkpoint), format, file, device, and the conversion record stored with
+    it (a v2 program's; None otherwise)."""
+    module: Callable[..., Any]
+    spec: ModelSpec
+    kind: str
+    format: str  # vtm-standard-v2, vtm-standard-v1, vtm-checkpoint-v1, state_dict, torchscript
+    path: Path
+    device: str
+    conversion: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def forward(self, x):
+        """The spec's output tensor for a torch batch x (N, C, H, W) on the program's device."""
+        return select_output(self.module(x), self.spec.output_key, self.path.name)
+
+    def predict(self, inputs, *, batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
+                cancel=None):
+        """Outputs (numpy, float32) for a numpy batch (N, C, H, W), run batch_size samples at a
+        time without gradients; progress(samples done, total) after each; a set `cancel`
+        (threading.Event) stops between batches with KeyboardInterrupt."""
+        import numpy as np
+        import torch
+
+        dtype = getattr(torch, self.spec.input_dtype)
+        total, done, results = len(inputs), 0, []
+        with torch.no_grad():
+            for start in range(0, total, batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt("cancelled")
+                x = torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch_size])).to(self.device, dtype)
+                results.append(self.forward(x).float().cpu().numpy())
+                done += len(x)
+                if progress:
+                    progress(done, total)
+        return np.concatenate(results) if results else np.zeros((0,), dtype=np.float32)
+
+    def describe(self) -> str:
+        """`model-standard.pt2 (torch.export program, vtm-standard-v2) on cpu`."""
+        return f"{self.path.name} ({KIND_NAMES.get(self.kind, self.kind)}, {self.format}) on {self.device}"
+
+    def to_json(self) -> dict:
+        """{"file", "kind", "format", "device", "spec", "conversion"}: what `vtm predict --json`
+        reports as the program that ran."""
+        return {"file": self.path.name, "kind": self.kind, "format": self.format, "device": self.device,
+                "spec": self.spec.to_json(), "conversion": self.conversion}
+
+
+def _json_or_none(text: str | None):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _load_pt2(path: Path, device, input_shape) -> LoadedProgram:
+    import torch
+
+    from vtm_tui.core.standard.exporter import reason
+    from vtm_tui.core.standard.pt2_safety import check_pt2_archive
+
+    check_pt2_archive(path)
+    extra = {SPEC_FILE: "", CONVERSION_FILE: ""}
+    try:
+        program = torch.export.load(path, extra_files=extra)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a loadable .pt2 program ({reason(exc)})") from None
+    refuse_training_mode(program, str(path))
+    if device.type != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        program = move_to_device_pass(program, device)
+    module = program.module()
+    notes = []
+    stored = _json_or_none(extra.get(SPEC_FILE))
+    if isinstance(stored, dict) and stored.get("format") == STANDARD_V2_FORMAT:
+        spec = ModelSpec.from_json(stored, f"{path}: {SPEC_FILE}")
+    else:
+        from vtm_tui.core.standard.convert import infer_spec, input_shape_of_program
+
+        spec = infer_spec(lambda x: module(x.to(device)), ConvertRequest(),
+                          input_shape or input_shape_of_program(program), where=str(path))
+        notes.append("no vtm spec in the archive: inferred from its input and outputs")
+    conversion = _json_or_none(extra.get(CONVERSION_FILE))
+    return LoadedProgram(module, spec, "pt2", STANDARD_V2_FORMAT, path, str(device), conversion, notes)
+
+
+def _load_torchscript(path: Path, device, input_shape) -> LoadedProgram:
+    import torch
+
+    from vtm_tui.core.standard.convert import infer_spec
+
+    scripted = torch.jit.load(str(path), map_location=device).eval()
+    spec = infer_spec(lambda x: scripted(x.to(device)), ConvertRequest(), input_shape, where=str(path))
+    return LoadedProgram(scripted, spec, "torchscript", "torchscript", path, str(device), None,
+                         ["TorchScript, loaded because you trust it (torch.jit.load runs the file's code)"])
+
+
+def load_program(path: str | Path, device=None, *, trust_torchscript: bool = False,
+                 input_shape: tuple[int, int, int] | None = None, task_type: str | None = None,
+                 architecture: str | None = None, num_classes: int | None = None) -> LoadedProgram:
+    """Load what `path` holds (see the module docstring) on `device` (None: CUDA when available).
+
+    trust_torchscript: allow torch.jit.load (it runs the file's code). input_shape (C, H, W): for
+    a program or TorchScript file that does not say. task_type / architecture / num_classes: for
+    a bare state dict of an example architecture. Errors: CheckpointError (missing, unreadable,
+    refused: UnsafeCheckpoint / UnsafeProgram), SpecError, ExportFailed (training mode)."""
+    path = pick_file(path)
     target = pick_device(device)
+    kind = file_kind(path)
+    if kind == "pt2":
+        with quiet_torch():
+            return _load_pt2(path, target, input_shape)
+    if kind == "torchscript":
+        if not trust_torchscript:
+            raise CheckpointError(f"{path}: a TorchScript file: torch.jit.load has no safe mode (it runs the "
+                                  f"file's code); vtm loads it only when you say you trust it (--trust-torchscript), "
+                                  f"or convert it once with --convert-standard")
+        with quiet_torch():
+            return _load_torchscript(path, target, input_shape)
+    if kind == "mlflow-model":
+        raise CheckpointError(f"{path}: an MLflow model folder: predict with its data/model.pt2, or publish it "
+                              f"with --convert-standard")
+    obj = safe_load(path)
+    model, spec, meta = legacy.load_legacy(obj, str(path), task_type=task_type, architecture=architecture,
+                                           num_classes=num_classes)
     model = model.to(target).eval()
-    info = {**spec, "format": meta.get("format") or "state_dict", "path": str(path), "device": str(target)}
-    for key in ("metric", "epoch", "mlflow_run_id"):
-        if key in meta:
-            info[key] = meta[key]
-    return model, info
+    fmt = meta.get("format") or "state_dict"
+    return LoadedProgram(model, spec, "v1" if fmt == legacy.STANDARD_V1_FORMAT else "checkpoint", fmt, path,
+                         str(target), None, [f"{k}: {meta[k]}" for k in ("epoch", "metric") if k in meta])

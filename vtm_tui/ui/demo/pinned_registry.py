@@ -33,7 +33,7 @@ class DemoVersion:
     task_type: str | None = "classification"
     num_classes: int | None = 10
     architecture: str | None = "SmallCNN"
-    standard: bool = False
+    standard: bool = False  # a model-standard.pt2 with a pinned spec and conversion record
     seed: str = ""  # same seed and flags: the same bundle (a promotion copies the bytes)
 
 
@@ -68,6 +68,22 @@ DEMO_VERSIONS = [
 LATEST = {(CLS, "dev"): 3, (CLS, "release"): 1, (SEG, "dev"): 1, ("resnet18-imagenette", "dev"): 1}
 
 
+COLOURS = ["red", "green", "blue", "yellow", "magenta", "cyan", "orange", "purple", "white", "gray"]
+
+
+def _spec(spec: DemoVersion) -> dict:
+    from vtm_tui.core.standard.spec import ModelSpec
+
+    return ModelSpec(spec.task_type or "classification", (3, 32, 32), spec.num_classes or 10,
+                     class_names=COLOURS[:spec.num_classes or 10], architecture=spec.architecture,
+                     arch_kwargs={"num_classes": spec.num_classes or 10, "image_size": 32}).to_json()
+
+
+def _conversion() -> dict:
+    return {"source": "checkpoint", "max_abs_diff": 2.384e-07, "tolerance": 1e-05, "batches": [2, 3],
+            "notes": ["weights under 'state_dict'"], "torch_version": TORCH_VERSION}
+
+
 def _bytes(seed: str, size: int) -> bytes:
     return hashlib.shake_256(seed.encode()).digest(size)
 
@@ -76,12 +92,13 @@ def _bundle(spec: DemoVersion, folder: Path) -> BundleWriter:
     checkpoint = folder / "checkpoint.pth"
     checkpoint.write_bytes(_bytes(spec.seed, spec.checkpoint_size))
     files = [("checkpoint.pth", checkpoint)]
+    metadata = {"task_type": spec.task_type, "num_classes": spec.num_classes, "architecture": spec.architecture}
     if spec.standard:
-        standard = folder / "model-standard.pt"
+        standard = folder / "model-standard.pt2"
         standard.write_bytes(_bytes(spec.seed + "-standard", spec.checkpoint_size // 2))
-        files.append(("model-standard.pt", standard))
-    return BundleWriter(files, {"task_type": spec.task_type, "num_classes": spec.num_classes,
-                                "architecture": spec.architecture})
+        files.append(("model-standard.pt2", standard))
+        metadata.update(spec=_spec(spec), conversion=_conversion())
+    return BundleWriter(files, metadata)
 
 
 def fill_demo_registry(settings) -> Path:
@@ -102,6 +119,8 @@ def fill_demo_registry(settings) -> Path:
                 bundle_size=writer.size, files=list(writer.files), created=spec.created, source=spec.source,
                 metric=spec.metric, torch_version=TORCH_VERSION, task_type=spec.task_type,
                 num_classes=spec.num_classes, architecture=spec.architecture,
+                spec=_spec(spec) if spec.standard else None,
+                conversion={**_conversion(), "seconds": 1.42} if spec.standard else None,
                 set_latest=LATEST.get((spec.model, spec.stage)) == spec.version)
             (vdir / "manifest.json").write_bytes(manifest.dumps())
     for (model, stage), version in LATEST.items():

@@ -1,12 +1,13 @@
 """The Registry tab's small forms, as modal screens: pull destination, publish a file, publish
-the best MLflow run, convert to the standard format, FTP password.
+the best MLflow run, convert to the standard format (these three with the model spec rows of
+spec_fields.py), FTP password.
 
 Each returns a small request (or None when dismissed with escape); the tab runs it. The forms
 only check what they can without I/O (a path's existence is for the worker to find out).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -14,15 +15,16 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
+from vtm_tui.ui.screens.spec_fields import SpecFields, field_row, spec_texts
 from vtm_tui.ui.widgets.path_suggester import PathInput, PathSuggester
 
 T = TypeVar("T")
+MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".pt2")  # what publish takes: core.standard CHECKPOINT_SUFFIXES
 STAGE_OPTIONS = [("dev", "dev"), ("release", "release")]
 TASK_TYPES = [("classification", "classification"), ("segmentation", "segmentation")]
 
@@ -36,6 +38,8 @@ class PublishRequest:
     convert_standard: bool = False
     task_type: str | None = None
     num_classes: int | None = None
+    spec_texts: dict = field(default_factory=dict)  # what was typed in the spec rows
+    spec: object = None  # core.standard ConvertRequest parsed from them (with conversion on)
 
 
 @dataclass
@@ -44,17 +48,16 @@ class BestRequest:
     stage: str = "dev"
     set_latest: bool = False
     convert_standard: bool = False
+    spec_texts: dict = field(default_factory=dict)
+    spec: object = None  # core.standard ConvertRequest: overrides of the task's model: block
 
 
 @dataclass
-class ConvertRequest:
+class ConvertVersionRequest:
     task_type: str | None
     num_classes: int | None
     set_latest: bool = True
-
-
-def field_row(label: str, control: Widget) -> Horizontal:
-    return Horizontal(Label(label, classes="dialog-label"), control, classes="dialog-row")
+    spec: object = None  # core.standard ConvertRequest
 
 
 def parse_classes(text: str) -> int | None:
@@ -74,7 +77,8 @@ def check_model_name(name: str) -> str:
 
 
 class RegistryDialog(ModalScreen[T], Generic[T]):
-    """A titled box of rows, an error line, OK and Cancel. Enter in a text field submits."""
+    """A titled box of rows, an error line, OK and Cancel. Enter in a text field submits. The box
+    scrolls when a terminal is too short for its rows (the spec rows at 80x24)."""
 
     BINDINGS = [Binding("escape", "dismiss_dialog", "Cancel", id="registry.dialog.cancel"),
                 Binding("ctrl+s", "submit", "OK", id="registry.dialog.ok")]
@@ -92,7 +96,7 @@ class RegistryDialog(ModalScreen[T], Generic[T]):
         raise NotImplementedError
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="registry-dialog"):
+        with VerticalScroll(classes="registry-dialog"):
             yield Label(Text(self.title_text, "bold"), classes="dialog-title")
             if self.note:
                 yield Static(self.note, classes="dialog-note")
@@ -106,6 +110,7 @@ class RegistryDialog(ModalScreen[T], Generic[T]):
         error = self.query_one(".dialog-error", Static)
         error.update(Text(message))
         error.display = True
+        self.call_after_refresh(error.scroll_visible, animate=False)
 
     def action_dismiss_dialog(self) -> None:
         self.dismiss(None)
@@ -162,15 +167,16 @@ class PublishDialog(RegistryDialog[PublishRequest]):
     OK = "Publish"
 
     def __init__(self, base: Path, models: list[str], last: PublishRequest) -> None:
-        super().__init__("Publish a local checkpoint", Text(
-            "A .pth/.pt file becomes a new version (the next number) of MODEL/STAGE. Tab or → takes "
-            "the path completion.", "dim"))
+        super().__init__("Publish a local model file", Text(
+            "A .pth/.pt/.ckpt checkpoint or a .pt2 program becomes a new version of MODEL/STAGE. Tab or → "
+            "takes the path completion. Converting exports a torch.export program, proved against the model.",
+            "dim"))
         self.base, self.models, self.last = base, models, last
 
     def rows(self) -> ComposeResult:
         last = self.last
         yield field_row("File", PathInput(last.path, placeholder="outputs/checkpoints/best.pth", id="publish-path",
-                                          suggester=PathSuggester(self.base, suffixes=(".pth", ".pt"))))
+                                          suggester=PathSuggester(self.base, suffixes=MODEL_SUFFIXES)))
         yield field_row("Model", Input(last.model, placeholder="model name", id="publish-model",
                                        suggester=SuggestFromList(self.models)))
         yield field_row("Stage", Select(STAGE_OPTIONS, value=last.stage, allow_blank=False, compact=True,
@@ -182,6 +188,7 @@ class PublishDialog(RegistryDialog[PublishRequest]):
         yield field_row("  classes", Input("" if last.num_classes is None else str(last.num_classes),
                                            placeholder="from the checkpoint", type="integer",
                                            id="publish-classes"))
+        yield SpecFields("publish", last.spec_texts)
 
     def on_mount(self) -> None:
         self._sync_convert(self.last.convert_standard)
@@ -194,13 +201,14 @@ class PublishDialog(RegistryDialog[PublishRequest]):
     def _sync_convert(self, on_: bool) -> None:
         self.query_one("#publish-task", Select).disabled = not on_
         self.query_one("#publish-classes", Input).disabled = not on_
+        self.query_one(SpecFields).set_enabled(on_)
 
     def result(self) -> PublishRequest | None:
         path = self.query_one("#publish-path", Input).value.strip()
         if not path:
             raise ValueError("name the checkpoint file to publish")
-        if not path.lower().endswith((".pth", ".pt")):
-            raise ValueError("publish a .pth or .pt checkpoint")
+        if not path.lower().endswith(MODEL_SUFFIXES):
+            raise ValueError(f"publish a model file: {', '.join(MODEL_SUFFIXES)}")
         model = self.query_one("#publish-model", Input).value.strip()
         if not model:
             raise ValueError("name the registry model (for example classification-best-model)")
@@ -210,22 +218,26 @@ class PublishDialog(RegistryDialog[PublishRequest]):
             raise ValueError(str(exc)) from None
         convert = self.query_one("#publish-convert", Switch).value
         task = self.query_one("#publish-task", Select).value
+        task_type = str(task) if convert and task is not Select.NULL else None
+        classes = parse_classes(self.query_one("#publish-classes", Input).value) if convert else None
+        fields = self.query_one(SpecFields)
         return PublishRequest(
             path=path, model=model, stage=str(self.query_one("#publish-stage", Select).value),
             set_latest=self.query_one("#publish-latest", Switch).value, convert_standard=convert,
-            task_type=str(task) if convert and task is not Select.NULL else None,
-            num_classes=parse_classes(self.query_one("#publish-classes", Input).value) if convert else None)
+            task_type=task_type, num_classes=classes, spec_texts=fields.texts(),
+            spec=fields.request(self.base, task_type=task_type, num_classes=classes) if convert else None)
 
 
 class PublishBestDialog(RegistryDialog[BestRequest]):
     OK = "Publish"
 
-    def __init__(self, tasks: list[tuple[str, str, str]], last: BestRequest) -> None:
-        """tasks: (task type, title, a line about its mlflow metric and model name)."""
+    def __init__(self, tasks: list[tuple[str, str, str]], last: BestRequest, base: Path | None = None) -> None:
+        """tasks: (task type, title, a line about its mlflow metric, model name and model: block)."""
         super().__init__("Publish the best MLflow run", Text(
-            "The task's catalog entry says which metric ranks the runs and which registry model "
-            "the best run's checkpoint goes to.", "dim"))
-        self.tasks, self.last = tasks, last
+            "The task's catalog entry says which metric ranks the runs and which registry model the best "
+            "run goes to. Its MLflow pt2 model becomes the standard program; without one, converting "
+            "uses the task's model: block and the rows below.", "dim"))
+        self.tasks, self.last, self.base = tasks, last, base or Path.cwd()
 
     def rows(self) -> ComposeResult:
         ids = [task for task, _, _ in self.tasks]
@@ -237,6 +249,7 @@ class PublishBestDialog(RegistryDialog[BestRequest]):
                                         id="best-stage"))
         yield field_row("Set LATEST", Switch(self.last.set_latest, id="best-latest"))
         yield field_row("Convert to std", Switch(self.last.convert_standard, id="best-convert"))
+        yield SpecFields("best", self.last.spec_texts, fallback="from the task's model: block")
 
     def on_mount(self) -> None:
         self._show_about(self.query_one("#best-task", Select).value)
@@ -251,21 +264,27 @@ class PublishBestDialog(RegistryDialog[BestRequest]):
         self.query_one("#best-about", Static).update(Text(about, "dim"))
 
     def result(self) -> BestRequest | None:
+        fields = self.query_one(SpecFields)
         return BestRequest(task=str(self.query_one("#best-task", Select).value),
                            stage=str(self.query_one("#best-stage", Select).value),
                            set_latest=self.query_one("#best-latest", Switch).value,
-                           convert_standard=self.query_one("#best-convert", Switch).value)
+                           convert_standard=self.query_one("#best-convert", Switch).value,
+                           spec_texts=fields.texts(), spec=fields.request(self.base))
 
 
-class ConvertDialog(RegistryDialog[ConvertRequest]):
+class ConvertDialog(RegistryDialog[ConvertVersionRequest]):
     OK = "Convert"
 
-    def __init__(self, ref: str, task_type: str | None, num_classes: int | None) -> None:
+    def __init__(self, ref: str, task_type: str | None, num_classes: int | None, *, manifest=None,
+                 base: Path | None = None) -> None:
         model, stage, _ = ref.split("/")
         super().__init__(f"Convert {ref} to the standard format", Text(
-            f"Its checkpoint is downloaded, converted (model-standard.pt added) and published as a "
-            f"new version of {model}/{stage}; the original stays as it is.", "dim"))
+            f"Its checkpoint is downloaded, exported with torch.export (model-standard.pt2 added, proved "
+            f"against the model) and published as a new version of {model}/{stage}; the original stays "
+            f"as it is.", "dim"))
         self.task_type, self.num_classes = task_type, num_classes
+        self.texts = spec_texts(manifest) if manifest is not None else {}
+        self.base = base or Path.cwd()
 
     def rows(self) -> ComposeResult:
         known = {value for _, value in TASK_TYPES}
@@ -275,15 +294,19 @@ class ConvertDialog(RegistryDialog[ConvertRequest]):
         yield field_row("Classes", Input("" if self.num_classes is None else str(self.num_classes),
                                          placeholder="from the checkpoint", type="integer", id="convert-classes"))
         yield field_row("Set LATEST", Switch(True, id="convert-latest"))
+        yield SpecFields("convert", self.texts)
 
     def on_mount(self) -> None:
         self.query_one("#convert-task", Select).focus()
 
-    def result(self) -> ConvertRequest | None:
+    def result(self) -> ConvertVersionRequest | None:
         task = self.query_one("#convert-task", Select).value
-        return ConvertRequest(task_type=None if task is Select.NULL else str(task),
-                              num_classes=parse_classes(self.query_one("#convert-classes", Input).value),
-                              set_latest=self.query_one("#convert-latest", Switch).value)
+        task_type = None if task is Select.NULL else str(task)
+        classes = parse_classes(self.query_one("#convert-classes", Input).value)
+        return ConvertVersionRequest(task_type=task_type, num_classes=classes,
+                                     set_latest=self.query_one("#convert-latest", Switch).value,
+                                     spec=self.query_one(SpecFields).request(self.base, task_type=task_type,
+                                                                            num_classes=classes))
 
 
 class PasswordDialog(RegistryDialog[str]):

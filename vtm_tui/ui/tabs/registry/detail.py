@@ -1,6 +1,7 @@
 """The Registry tab's side panel: what the tree's cursor stands for, as text.
 
-A version shows its manifest (digest, size, source, metric, dates, torch, task, files); a stage
+A version shows its manifest (digest, size, source, metric, dates, torch, task, its standard
+program with the spec and the recorded conversion difference, files); a stage
 its versions; a model its stages and the catalog's defaults; the registry its models. Pure
 functions of a Listing and the clock: the picture never depends on the machine.
 """
@@ -14,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from vtm_tui.core.formatting import format_age, format_size
+from vtm_tui.core.standard.spec import ModelSpec, SpecError
 from vtm_tui.ui.tabs.registry.tree import Listing, ModelListing, NodeRef, format_metric
 
 LABEL_WIDTH = 12
@@ -41,6 +43,39 @@ def format_source(source: dict) -> str:
         text = f"{verb} from {source.get('from_stage')}/{source.get('from_version')}"
         return text + (f" · {format_source(origin)}" if isinstance(origin, dict) and origin else "")
     return str(kind or "-")
+
+
+def _names(names: list[str], shown: int = 12) -> str:
+    """`a, b, c`; a long list (ImageNet's 1000) cut to its first names and the count."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f", ... ({len(names)} in all)"
+
+
+def program_rows(m) -> list[tuple[str, str | Text]]:
+    """The standard program of a version: which file, its spec (input, preprocessing, output,
+    class names) and the conversion's recorded max abs difference against its source."""
+    if not m.has_standard:
+        return [("program", Text("none: s converts the checkpoint to model-standard.pt2", "dim"))]
+    if not m.has_program:
+        return [("program", Text(f"{m.standard_name} (Torch Standard v1): s adds a v2 program", "dim"))]
+    rows: list[tuple[str, str | Text]] = [("program", f"{m.standard_name} (torch.export)")]
+    if m.spec:
+        try:
+            spec = ModelSpec.from_json(m.spec)
+            rows += [("spec", spec.describe()), ("class names", _names(spec.class_names))]
+        except SpecError as exc:
+            rows.append(("spec", Text(str(exc), "yellow")))
+    conversion = m.conversion or {}
+    diff, tolerance = conversion.get("max_abs_diff"), conversion.get("tolerance")
+    if isinstance(diff, (int, float)):
+        ok = isinstance(tolerance, (int, float)) and diff < tolerance
+        rows.append(("conversion", Text.assemble(
+            f"from {conversion.get('source', '?')}: max abs diff ",
+            (f"{diff:.2g}", "green" if ok else "red"), f" (< {tolerance:g})" if tolerance else "")))
+    for note in conversion.get("notes") or []:
+        rows.append(("", Text(note, "dim")))
+    return rows
 
 
 def _facts(rows: list[tuple[str, str | Text]]) -> Table:
@@ -78,6 +113,7 @@ def version_view(listing: Listing, ref: NodeRef, now: float) -> Table | Text:
     ]
     if m.architecture:
         rows.append(("architecture", m.architecture))
+    rows += program_rows(m)
     files = Table.grid(padding=(0, 2))
     files.add_column(no_wrap=True, min_width=max((len(f.name) for f in m.files), default=0))
     files.add_column(justify="right", no_wrap=True, min_width=8)
@@ -85,8 +121,6 @@ def version_view(listing: Listing, ref: NodeRef, now: float) -> Table | Text:
     for entry in m.files:
         files.add_row(entry.name, format_size(entry.size), entry.sha256[:12])
     rows.append(("files", files))
-    if not m.has_standard:
-        rows.append(("", Text("no model-standard.pt: s converts it", "dim")))
     grid = Table.grid()
     grid.add_row(head)
     grid.add_row("")

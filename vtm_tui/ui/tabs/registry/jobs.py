@@ -18,7 +18,7 @@ from vtm_tui.ui.tabs.registry.tree import NodeRef
 
 if TYPE_CHECKING:
     from vtm_tui.core.registry import Registry, VersionInfo
-    from vtm_tui.ui.screens.registry_dialogs import BestRequest, ConvertRequest, PublishRequest
+    from vtm_tui.ui.screens.registry_dialogs import BestRequest, ConvertVersionRequest, PublishRequest
 
 
 @dataclass
@@ -45,6 +45,14 @@ class Job:
 def _published_text(result, prefix: str = "") -> str:
     text = result.summary()
     return prefix + (text[:1].upper() + text[1:] if not prefix else text)
+
+
+def _conversion_text(manifest) -> str:
+    """`; model-standard.pt2 within 2.4e-07 of its source` when the publish made a program."""
+    conversion = manifest.conversion or {}
+    if "max_abs_diff" not in conversion:
+        return ""
+    return f"; {manifest.standard_name} within {conversion['max_abs_diff']:.2g} of its source"
 
 
 def pull(model: str, stage: str, version: int, dest: Path, shown: str) -> Job:
@@ -77,7 +85,13 @@ def promote(model: str, version: int) -> Job:
     return Job(f"Promote {ref}", f"Promoting {ref}", run, ": release is unchanged")
 
 
-def publish_file(request: PublishRequest, base: Path) -> Job:
+def with_defaults(spec, defaults):
+    """The dialog's core.standard ConvertRequest with its empty fields taken from `defaults` (the
+    catalog task's model: block for the registry model, Catalog.model_block_for), if any."""
+    return spec.merged(defaults) if spec is not None and defaults is not None else spec
+
+
+def publish_file(request: PublishRequest, base: Path, defaults=None) -> Job:
     path = Path(request.path).expanduser()
     path = path if path.is_absolute() else base / path
     where = f"{request.model}/{request.stage}"
@@ -86,9 +100,10 @@ def publish_file(request: PublishRequest, base: Path) -> Job:
         result = registry.publish_file(
             path, request.model, request.stage, set_latest=request.set_latest,
             convert_standard=request.convert_standard, task_type=request.task_type,
-            num_classes=request.num_classes, progress=ctx.meter(f"Publishing {path.name} to {where}"),
-            cancel=ctx.cancel)
-        return Outcome(_published_text(result), NodeRef(result.model, result.stage, result.version), True)
+            num_classes=request.num_classes, request=with_defaults(request.spec, defaults),
+            progress=ctx.meter(f"Publishing {path.name} to {where}"), cancel=ctx.cancel)
+        return Outcome(_published_text(result) + _conversion_text(result.manifest),
+                       NodeRef(result.model, result.stage, result.version), True)
 
     verb = "Converting and publishing" if request.convert_standard else "Publishing"
     return Job(f"Publish {path.name} to {where}", f"{verb} {path.name} to {where}", run,
@@ -101,19 +116,21 @@ def publish_best(settings, request: BestRequest) -> Job:
 
         result = core_publish_best(registry, settings, task=request.task, stage=request.stage,
                                    set_latest=request.set_latest, convert_standard=request.convert_standard,
+                                   request=request.spec,
                                    progress=ctx.meter(f"Publishing the best {request.task} run"),
                                    cancel=ctx.cancel)
         best = result.extra.get("best_run", {})
         value = best.get("value")
         shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
         prefix = f"Best run {str(best.get('run_id', '?'))[:12]} ({best.get('metric')} {shown}): "
-        return Outcome(_published_text(result, prefix), NodeRef(result.model, result.stage, result.version), True)
+        return Outcome(_published_text(result, prefix) + _conversion_text(result.manifest),
+                       NodeRef(result.model, result.stage, result.version), True)
 
     return Job(f"Publish the best {request.task} run", f"Finding the best {request.task} run", run,
                f": {request.stage} is unchanged")
 
 
-def convert(info: VersionInfo, request: ConvertRequest) -> Job:
+def convert(info: VersionInfo, request: ConvertVersionRequest, defaults=None) -> Job:
     m = info.manifest
     ref = f"{m.model}/{m.stage}/{m.version}"
 
@@ -126,8 +143,9 @@ def convert(info: VersionInfo, request: ConvertRequest) -> Job:
             result = registry.publish_file(
                 pulled.checkpoint, m.model, m.stage, set_latest=request.set_latest, convert_standard=True,
                 task_type=request.task_type, num_classes=request.num_classes, architecture=m.architecture,
-                source=source, metric=m.metric, progress=ctx.meter(f"Converting {ref} and publishing it"),
-                cancel=ctx.cancel)
-        return Outcome(f"Converted {ref}: " + result.summary(), NodeRef(m.model, m.stage, result.version), True)
+                request=with_defaults(request.spec, defaults), source=source, metric=m.metric,
+                progress=ctx.meter(f"Converting {ref} and publishing it"), cancel=ctx.cancel)
+        return Outcome(f"Converted {ref}: " + result.summary() + _conversion_text(result.manifest),
+                       NodeRef(m.model, m.stage, result.version), True)
 
     return Job(f"Convert {ref}", f"Downloading {ref}", run, f": {m.model}/{m.stage} is unchanged")

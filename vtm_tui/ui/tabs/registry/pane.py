@@ -89,7 +89,7 @@ class RegistryPane(VtmPane):
         Binding("b", "publish_best", "Publish best run", id="registry.publish_best", group=PUBLISH,
                 tooltip="Publish the best MLflow run of a catalog task"),
         Binding("s", "convert", "Convert to standard", id="registry.convert", group=PUBLISH,
-                tooltip="Publish the version again with model-standard.pt added"),
+                tooltip="Publish the version again with model-standard.pt2 (a torch.export program) added"),
         Binding("c", "cancel_transfer", "Cancel", id="registry.cancel", tooltip="Cancel the transfer"),
         Binding("r", "refresh", "Refresh", id="registry.refresh"),
     ]
@@ -319,7 +319,7 @@ class RegistryPane(VtmPane):
         def chosen(request: PublishRequest | None) -> None:
             if request is not None:
                 self._last_publish = request
-                self._run(jobs.publish_file(request, self.settings.workdir))
+                self._run(jobs.publish_file(request, self.settings.workdir, self._model_block(request.model)))
 
         self.app.push_screen(PublishDialog(self.settings.workdir, self._model_names(), last), chosen)
 
@@ -333,7 +333,9 @@ class RegistryPane(VtmPane):
             return
         tasks = [(task.task_type, task.title or task.task_type,
                   (f"ranks runs by {task.mlflow.metric or '?'} ({task.mlflow.mode or '?'}), "
-                   f"publishes to {task.mlflow.model_name}")) for task in found]
+                   f"publishes to {task.mlflow.model_name}"
+                   + (f"; model: {task.model['architecture']}" if (task.model or {}).get("architecture") else "")))
+                 for task in found]
         ref = self.tree.cursor_ref if self.built else None
         # the task that publishes to the model under the cursor, else the first
         last = self._last_best or BestRequest(next(
@@ -344,7 +346,7 @@ class RegistryPane(VtmPane):
                 self._last_best = request
                 self._run(jobs.publish_best(self.settings, request))
 
-        self.app.push_screen(PublishBestDialog(tasks, last), chosen)
+        self.app.push_screen(PublishBestDialog(tasks, last, self.settings.workdir), chosen)
 
     def action_convert(self) -> None:
         info = self._target()
@@ -352,15 +354,23 @@ class RegistryPane(VtmPane):
             return
         m = info.manifest
         ref = f"{info.model}/{info.stage}/{info.version}"
-        if m.has_standard:
-            self.notify(f"{ref} already holds model-standard.pt", markup=False)
+        if m.has_program:
+            self.notify(f"{ref} already holds {m.standard_name}", markup=False)
+            return
+        if m.checkpoint_name is None:
+            self.notify(f"{ref} holds no checkpoint to convert", markup=False)
             return
 
         def chosen(request) -> None:
             if request is not None:
-                self._run(jobs.convert(info, request))
+                self._run(jobs.convert(info, request, self._model_block(m.model)))
 
-        self.app.push_screen(ConvertDialog(ref, m.task_type, m.num_classes), chosen)
+        self.app.push_screen(ConvertDialog(ref, m.task_type, m.num_classes, manifest=m, base=self.settings.workdir),
+                             chosen)
+
+    def _model_block(self, model: str):
+        """The catalog's model: block for a registry model (Catalog.model_block_for), or None."""
+        return self.catalog.model_block_for(model) if self.catalog else None
 
     def action_cancel_transfer(self) -> None:
         if self.busy and self.transfer.cancel():

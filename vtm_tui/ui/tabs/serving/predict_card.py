@@ -1,6 +1,7 @@
-"""The predict card: a target (a server URL, models:/NAME@ALIAS or a registry NAME@STAGE), an input
-(random data, or an image / .npy / .pt file) and whether to start a server when none runs; it
-predicts in a worker of its own (esc cancels) and shows the answer below (PredictResult).
+"""The predict card: a target (a server URL, models:/NAME@ALIAS, a registry NAME@STAGE or a local
+model file), an input (random data, an image, a folder of images, a .npy / .pt array) and whether
+to start a server when none runs; it predicts in a worker of its own (esc cancels) and shows the
+answer below (PredictResult).
 """
 from __future__ import annotations
 
@@ -69,12 +70,12 @@ class PredictCard(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="serving-row"):
             yield Label("Target", classes="serving-label")
-            yield Input(placeholder="http://HOST:PORT, models:/NAME@ALIAS or registry NAME@STAGE", compact=True,
-                        id="predict-target")
+            yield Input(placeholder="http://HOST:PORT, models:/NAME@ALIAS, registry NAME@STAGE or ./model.pt2",
+                        compact=True, id="predict-target")
             yield Button("Predict ^g", variant="primary", compact=True, id="predict-button")
         with Horizontal(classes="serving-row"):
             yield Label("Input", classes="serving-label")
-            yield Input(RANDOM, placeholder="random, or an image / .npy / .pt file", compact=True,
+            yield Input(RANDOM, placeholder="random, an image, a folder of images, .npy or .pt", compact=True,
                         id="predict-input")
             yield Label("Start a server if none", id="predict-native-label")
             yield Switch(False, id="predict-native",

@@ -1,6 +1,7 @@
 """The lower half of the predict card: what is happening (with the registry download's progress
-bar), where the answer came from and what was skipped, and the answer itself: a table of
-classes and probabilities, or of class shares beside a coloured preview of the mask."""
+bar), where the answer came from, which program ran with which spec, what was skipped, and the
+answer itself: a table of classes and probabilities, or of class shares beside a coloured
+preview of the mask; for a batch (a folder of images, an N,C,H,W array) one row per sample."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -22,7 +23,9 @@ def share_bar(fraction: float, style: str = "") -> Text:
 
 
 def notes_text(result: dict, mask_shown: str | None = None) -> Text:
-    """`served by native · http://...` and one `skipped ...` line per path not taken."""
+    """`served by native · http://...`, one `skipped ...` line per path not taken, and for a
+    local prediction the program that ran with its spec (`program model-standard.pt2
+    (vtm-standard-v2): classification 3x32x32 float32 RGB -> logits (5 classes)`)."""
     served = result.get("served_by", "?")
     text = Text.assemble(("served by ", "bold"), (served, SERVED_BY.style(served)))
     if result.get("source"):
@@ -30,6 +33,12 @@ def notes_text(result: dict, mask_shown: str | None = None) -> Text:
     for note in result.get("skipped") or []:
         text.append("\nskipped ", "bold")
         text.append(note, "yellow")
+    program = result.get("program")
+    if program:  # its device is in the source line already
+        text.append("\nprogram ", "bold")
+        text.append(f"{program.get('file')} ({program.get('format')})")
+        if program.get("spec_line"):
+            text.append(f": {program['spec_line']}")
     if mask_shown:
         text.append("\nmask ", "bold")
         text.append(mask_shown)
@@ -91,6 +100,15 @@ class PredictResult(Vertical):
         table = self.table
         table.clear(columns=True)
         preview = self.query_one(MaskPreview)
+        samples = result.get("samples") or []
+        if len(samples) > 1:
+            self.status(Text.assemble(("Predicted", "bold green"),
+                                      f" {len(samples)} inputs in {elapsed:.2f} s ({task})"))
+            self._show_batch(task, samples)
+            preview.show(result.get("preview") if task == "segmentation" else None)
+            preview.display = bool(preview.grid)
+            table.display = True
+            return
         if task == "segmentation":
             table.add_columns("", "Class", "Share", "")
             for row in result.get("shares", []):
@@ -107,6 +125,28 @@ class PredictResult(Vertical):
             preview.show(None)
             preview.display = False
         table.display = True
+
+    def _show_batch(self, task: str, samples: list[dict]) -> None:
+        """One row per sample: its best class and probability, or its largest class (not the
+        first, the background) and that class's share of the pixels; the preview is the first's."""
+        table = self.table
+        if task == "segmentation":
+            table.add_columns("Input", "Main class", "Share", "")
+            for sample in samples:
+                shares = sample.get("shares") or []
+                main = max(shares[1:] or shares, key=lambda row: row["share"], default=None)
+                if main is None:
+                    continue
+                colour = class_colour(main["index"]).name
+                table.add_row(sample["input"], Text(main["class"], colour),
+                              Text(f"{main['share']:.1%}", justify="right"), share_bar(main["share"], colour))
+        else:
+            table.add_columns("Input", "Class", "Probability", "")
+            for sample in samples:
+                top = sample.get("top") or {}
+                table.add_row(sample["input"], top.get("class", "?"),
+                              Text(f"{top.get('probability', 0):.4f}", justify="right"),
+                              share_bar(top.get("probability", 0)))
 
     @property
     def rows(self) -> list[list[str]]:
