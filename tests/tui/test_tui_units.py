@@ -1,8 +1,9 @@
-"""Unit tests of the UI's pure helpers: log following, formatting, GPU discovery."""
+"""Unit tests of the UI's pure helpers: log following, formatting, the GPU picker's choices."""
 from __future__ import annotations
 
 from vtm_tui.core.formatting import display_path, format_duration, format_epoch, redact_url
-from vtm_tui.ui.sources import Gpu, gpu_options, parse_gpu_csv
+from vtm_tui.ui.demo.pinned_host import demo_host_state
+from vtm_tui.ui.tabs.launcher.gpu_choices import gpu_options
 from vtm_tui.ui.tailer import LogFollower
 
 
@@ -50,8 +51,10 @@ def test_formatting(tmp_path):
     assert format_epoch({}) == "-"
 
 
-def test_gpu_list_and_picker_options():
-    gpus = parse_gpu_csv("0, NVIDIA H100 80GB HBM3\n1, NVIDIA H100 80GB HBM3\n\nNo devices were found\n")
-    assert gpus == [Gpu("0", "NVIDIA H100 80GB HBM3"), Gpu("1", "NVIDIA H100 80GB HBM3")]
-    assert [value for _, value in gpu_options(gpus)] == ["0", "1", "0,1", "cpu"]
-    assert gpu_options([]) == [("CPU", "cpu")]
+def test_gpu_picker_shows_each_device_free_or_busy():
+    state = demo_host_state(0, now=1_767_225_600.0)  # GPU 0 held by run 4, GPU 1 used by a notebook
+    assert gpu_options(state) == [
+        ("GPU 0: NVIDIA H100 80GB HBM3 (busy: held by run 4 (classification))", "0"),
+        ("GPU 1: NVIDIA H100 80GB HBM3 (busy: 12.3 GB used by other processes)", "1"),
+        ("All GPUs (0,1)", "0,1"), ("CPU", "cpu")]
+    assert gpu_options(None) == [("CPU", "cpu")]

@@ -121,12 +121,13 @@ class DeviceState:
         """Held by a vtm run, or others use more than busy_mb MB of its memory."""
         return self.held_by is not None or self.foreign_mb > busy_mb
 
-    def why_busy(self) -> str:
-        """'held by run 12' or '3.2 GB used by other processes (pid 4242 python)'."""
+    def why_busy(self, who: bool = True) -> str:
+        """'held by run 12' or '3.2 GB used by other processes (pid 4242 python)' (who=False:
+        without the list of processes)."""
         if self.held_by is not None:
             return f"held by run {self.held_by}"
-        who = f" ({', '.join(self.foreign)})" if self.foreign else ""
-        return f"{format_size(self.foreign_mb * MB)} used by other processes{who}"
+        names = f" ({', '.join(self.foreign)})" if self.foreign and who else ""
+        return f"{format_size(self.foreign_mb * MB)} used by other processes{names}"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from vtm_tui.settings import Settings
 # Values from nvml.h (NVML_ERROR_DRIVER_NOT_LOADED = 9, NVML_ERROR_LIBRARY_NOT_FOUND = 12), the
 # same in every pynvml; named here so that telling them apart needs no pynvml import.
 NO_NVML_CODES = (9, 12)
+DECLARED = "unknown model (no NVML)"  # the name of a GPU that only VTM_GPUS tells of
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def read_inventory(settings: Settings, reader: NvmlReader | None = None) -> Inve
     wanted = settings.gpus
     seen = reader.read()
     if seen is None:
-        declared = tuple(GpuDevice(index, f"GPU {index}") for index in sorted(wanted or ()))
+        declared = tuple(GpuDevice(index, DECLARED) for index in sorted(wanted or ()))
         return Inventory(declared, "VTM_GPUS" if declared else "none", reader.note)
     if wanted is None:
         return Inventory(tuple(seen), "nvml")
