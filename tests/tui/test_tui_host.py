@@ -6,6 +6,7 @@ from fixtures.tui import screen_text, wait_for, wait_for_text
 from fixtures.vtm import make_vtm_env
 
 from vtm_tui.ui.app import VtmApp
+from vtm_tui.ui.demo.pinned_host import show_host
 from vtm_tui.ui.demo.world import make_demo
 from vtm_tui.ui.screens.host_view import GpuCard, HostScreen
 from vtm_tui.ui.tabs.launcher.pane import LauncherPane
@@ -100,13 +101,7 @@ def test_host_view_snapshot_80x24(snap_compare, tmp_path):
     settings, sources = make_demo(tmp_path)
 
     async def run_before(pilot) -> None:
-        app = pilot.app
-        await wait_for(pilot, lambda: app.query_one(LauncherPane).form.rows, what="the demo to load")
-        await pilot.press("h")
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, HostScreen) and app.screen, what="the view")
-        screen.interval = 0.02
-        await wait_for(pilot, lambda: screen.polls >= 30, what="30 reads of the pinned box")
-        screen.interval = 3600  # hold the picture: no more reads
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: pilot.app.query_one(LauncherPane).form.rows, what="the demo to load")
+        await show_host(pilot)
 
     assert snap_compare(VtmApp(settings, sources), terminal_size=(80, 24), run_before=run_before)

@@ -37,10 +37,28 @@ def demo_host_state(tick: int, now: float) -> HostState:
 
 
 def with_demo_host(sources: Sources) -> Sources:
-    """`sources` with the pinned host at the sources' clock: each read is the next tick."""
+    """`sources` with the pinned host at the sources' clock: each read is the next tick (the demo
+    world's own sources read tick 0 only, so that what the Launcher reads first changes nothing)."""
     ticks = iter(range(1 << 30))
 
     def host(_settings: Settings) -> HostState:
         return demo_host_state(next(ticks), sources.clock())
 
     return replace(sources, host=host)
+
+
+async def show_host(pilot, reads: int = 30) -> None:
+    """Open the host view on the ticking pinned box and let it read it exactly `reads` times."""
+    import time
+
+    from vtm_tui.ui.screens.host_view import HostScreen
+
+    app = pilot.app
+    screen = HostScreen(app.settings, with_demo_host(app.sources), interval=0.02, max_reads=reads)
+    await app.push_screen(screen)
+    deadline = time.monotonic() + 20
+    while screen.polls < reads:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the host view read the box {screen.polls} times, not {reads}")
+        await pilot.pause(0.05)
+    await pilot.pause(0.1)

@@ -143,13 +143,17 @@ class HostScreen(Screen):
     class Polled(Message):
         state: HostState | None
         error: BaseException | None = None
+        keep: bool = False  # a pinned picture shows every read (its sparklines fill the same way each time)
 
         def can_replace(self, message: Message) -> bool:
-            return isinstance(message, HostScreen.Polled)
+            return not self.keep and isinstance(message, HostScreen.Polled)
 
-    def __init__(self, settings: Settings, sources: Sources, interval: float = 1.0) -> None:
+    def __init__(self, settings: Settings, sources: Sources, interval: float = 1.0,
+                 max_reads: int | None = None) -> None:
+        """interval: seconds between reads; max_reads: stop reading after that many (a pinned
+        picture), None: read until closed."""
         super().__init__()
-        self.settings, self.sources, self.interval = settings, sources, interval
+        self.settings, self.sources, self.interval, self.max_reads = settings, sources, interval, max_reads
         self.state: HostState | None = None
         self.polls = 0  # states shown so far (tests and screenshots wait on it)
         self._shown: list[int] | None = None  # the GPU indices with a card
@@ -173,11 +177,13 @@ class HostScreen(Screen):
 
     @work(thread=True, exclusive=True, group="host")
     def _poll(self) -> None:
-        while True:
+        reads = 0
+        while self.max_reads is None or reads < self.max_reads:
+            reads += 1
             try:
-                self.post_message(self.Polled(self.sources.host(self.settings)))
+                self.post_message(self.Polled(self.sources.host(self.settings), keep=self.max_reads is not None))
             except Exception as exc:  # a damaged store or a failing driver: say so, keep polling
-                self.post_message(self.Polled(None, exc))
+                self.post_message(self.Polled(None, exc, keep=self.max_reads is not None))
             if not pause(self.interval):
                 return
 
