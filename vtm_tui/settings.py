@@ -38,6 +38,11 @@ DEFAULT_WEB_PORT = 5173  # `vtm web`: the port the original web UI used, so exis
 DEFAULT_GPU_BUSY_MB = 1024
 DEFAULT_SYSTEM_METRICS_INTERVAL = 5.0  # seconds between a run's system-metric samples
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.yaml")
+# Set by vtm for what it starts, and looked for in /proc/<pid>/environ to know those processes
+# as vtm's (core/proctable.py): a run's folder, and the embedded tracking server's marker.
+RUN_DIR_VARIABLE = "VTM_RUN_DIR"
+SERVER_MARKER_VARIABLE = "VTM_MLFLOW_SERVER_ID"
+TRACKING_MODES = ("on", "off")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -230,6 +235,22 @@ class Settings:
     def run_id(self) -> str | None:
         """VTM_RUN_ID: set by vtm for a training script, the vtm run it belongs to."""
         return self.env.get("VTM_RUN_ID") or None
+
+    @cached_property
+    def run_dir(self) -> Path | None:
+        """VTM_RUN_DIR: set by vtm for a training script, its run's folder (the log, run.json and
+        the MLflow spool live there); None outside a vtm run."""
+        text = self.env.get(RUN_DIR_VARIABLE) or ""
+        return _resolve(text, self.workdir) if text else None
+
+    @cached_property
+    def tracking_mode(self) -> str:
+        """VTM_TRACKING: set by vtm for a training script, `on` (log to MLflow, spool what it does
+        not take) or `off` (launched with --no-tracking: TensorBoard and the spool only)."""
+        text = (self.env.get("VTM_TRACKING") or "on").strip().lower()
+        if text not in TRACKING_MODES:
+            raise UserError(f"VTM_TRACKING must be one of {', '.join(TRACKING_MODES)}, got {text!r}")
+        return text
 
     @cached_property
     def task(self) -> str | None:

@@ -440,3 +440,70 @@ def test_default_catalog_argv_and_env_override():
     assert argv[argv.index("--epochs") + 1] == "2"
     overridden = task.build_argv({}, python="py", environ={"CLASSIFICATION_SCRIPT_PATH": "/x/train.py"})
     assert overridden == ["py", "-u", "/x/train.py"]
+
+
+# --- YAML as YAML: anchors, aliases, merge keys -------------------------------
+
+SHARED_SLURM = textwrap.dedent("""\
+    tasks:
+      - taskType: small
+        runner:
+          startMethod: command
+          target: echo small
+          engine: slurm
+          slurm: &gpu_defaults {partition: gpu, gres: "gpu:1", time: "02:00:00", cpus: 8}
+        extraFields: &common_fields
+          - {name: lr, valueType: float, default: 0.01}
+      - taskType: big
+        runner:
+          startMethod: command
+          target: echo big
+          engine: slurm
+          slurm: {<<: *gpu_defaults, mem: 64G}
+        extraFields: *common_fields
+      - taskType: long
+        runner:
+          startMethod: command
+          target: echo long
+          engine: slurm
+          slurm:
+            <<: [{time: "48:00:00", mem: 8G}, *gpu_defaults]
+            cpus: 2
+""")
+
+
+def test_anchors_aliases_and_merge_keys_resolve_as_yaml_safe_load(tmp_path):
+    """The issue's input: `slurm: {<<: *gpu_defaults, mem: 64G}` was `unknown key '<<'`."""
+    import yaml
+
+    from vtm_tui.core.catalog.problems import Problems
+    from vtm_tui.core.catalog.yaml_lines import compose
+
+    problems = Problems(tmp_path / "catalog.yaml")
+    assert compose(SHARED_SLURM, problems) == yaml.safe_load(SHARED_SLURM) and not problems.errors
+    catalog = load_text(tmp_path, SHARED_SLURM)
+    slurm = {t: {k: v for k, v in catalog.task(t).runner.slurm.items() if v is not None} for t in ("big", "long")}
+    assert slurm["big"] == {"partition": "gpu", "gres": "gpu:1", "time": "02:00:00", "cpus": 8, "mem": "64G"}
+    # the mapping's own keys win over merged ones; among merged mappings, PyYAML's order
+    assert slurm["long"] == yaml.safe_load(SHARED_SLURM)["tasks"][2]["runner"]["slurm"] and slurm["long"]["cpus"] == 2
+    assert [f.name for f in catalog.task("big").fields] == [f.name for f in catalog.task("small").fields]
+    assert "lr" in [f.name for f in catalog.task("big").fields]
+
+
+def test_errors_inside_merged_content_point_at_the_line_that_holds_them(tmp_path):
+    import yaml
+
+    text = SHARED_SLURM.replace("cpus: 8}", "cpus: eight}").replace("mem: 64G}", "mem: 64G, colour: red}")
+    yaml.safe_load(text)  # valid YAML: the errors are the catalog's
+    lines = text.splitlines()
+    anchor = next(n for n, line in enumerate(lines, 1) if "&gpu_defaults" in line)
+    merged = next(n for n, line in enumerate(lines, 1) if "<<: *gpu_defaults" in line)
+    errors = errors_of(tmp_path, text)
+    assert [(e.line, e.key) for e in errors] == [
+        (anchor, "tasks[0].runner.slurm.cpus"),
+        (anchor, "tasks[1].runner.slurm.cpus"),  # merged from the anchor: the anchor's line
+        (merged, "tasks[1].runner.slurm.colour"),
+    ], "\n".join(map(str, errors))
+    assert "expected an integer" in errors[1].message or "int" in errors[1].message, errors[1]
+    (error,) = errors_of(tmp_path, SHARED_SLURM.replace("<<: *gpu_defaults", "<<: gpu"))
+    assert error.line == merged and "invalid YAML" in error.message and "for merging" in error.message, error

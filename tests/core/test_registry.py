@@ -1,6 +1,8 @@
 """Registry round trips against every backend: a local folder, vtm's aioftp server (in process)
-and pyftpdlib (a subprocess). Faults are in test_registry_faults.py, the CLI in
-test_registry_cli.py, bundle parsing in test_registry_bundle.py."""
+and pyftpdlib (a subprocess), and for the round trip, promotion and concurrent publishers also
+Debian's vsftpd (plain and FTPS) and an MS-DOS-listing server (fixtures.ftp.matrix_target).
+Faults are in test_registry_faults.py, the CLI in test_registry_cli.py, bundle parsing in
+test_registry_bundle.py, what only third-party servers show in test_registry_servers.py."""
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +25,8 @@ def sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_publish_ls_pull_round_trip(target, tmp_path):
+def test_publish_ls_pull_round_trip(matrix_target, tmp_path):
+    target = matrix_target
     import torch
 
     from vtm_tui.core.standard.loader import load_model
@@ -65,7 +68,8 @@ def test_publish_ls_pull_round_trip(target, tmp_path):
     assert model(torch.rand(1, 3, 16, 16, device=meta["device"])).shape == (1, 4)
 
 
-def test_promote_keeps_the_digest(target, tmp_path):
+def test_promote_keeps_the_digest(matrix_target, tmp_path):
+    target = matrix_target
     first = write_checkpoint(tmp_path / "a.pth", seed=1)
     second = write_checkpoint(tmp_path / "b.pth", seed=2)
     with target.open() as reg:
@@ -131,7 +135,8 @@ def _publish_in_threads(target, jobs):
     return results
 
 
-def test_two_publishers_of_the_same_version_exactly_one_wins(target, tmp_path):
+def test_two_publishers_of_the_same_version_exactly_one_wins(matrix_target, tmp_path):
+    target = matrix_target
     a = write_checkpoint(tmp_path / "a.pth", seed=1)
     b = write_checkpoint(tmp_path / "b.pth", seed=2)
     for version in (1, 2, 3):
@@ -148,7 +153,8 @@ def test_two_publishers_of_the_same_version_exactly_one_wins(target, tmp_path):
     assert not list((target.root / "m" / "dev").glob(".incoming-*"))
 
 
-def test_two_publishers_of_different_versions_latest_ends_at_the_higher(target, tmp_path):
+def test_two_publishers_of_different_versions_latest_ends_at_the_higher(matrix_target, tmp_path):
+    target = matrix_target
     files = [write_checkpoint(tmp_path / f"{i}.pth", seed=i) for i in range(6)]
     for round_ in range(3):
         low, high = 2 * round_ + 1, 2 * round_ + 2

@@ -317,7 +317,8 @@ def _nothing_extracted(dest) -> bool:
     return not any(p.is_file() for p in dest.rglob("*")) and not (dest / "m" / "dev" / "1").exists()
 
 
-def test_bundle_digest_mismatch_is_refused(target, tmp_path):
+def test_bundle_digest_mismatch_is_refused(matrix_target, tmp_path):
+    target = matrix_target
     with target.open() as reg:
         published = reg.publish_file(write_checkpoint(tmp_path / "a.pth"), "m", "dev")
         bundle = target.root / "m" / "dev" / "1" / "bundle.tar.gz"
@@ -358,9 +359,11 @@ HOSTILE = {
 }
 
 
-def test_hostile_bundles_are_refused_and_nothing_is_extracted(target, tmp_path):
+def test_hostile_bundles_are_refused_and_nothing_is_extracted(matrix_target, tmp_path):
+    target = matrix_target
     for number, bundle in enumerate(HOSTILE.values(), 1):
         plant_version(target.root, "m", "dev", number, bundle)
+    target.planted()
     outside = list(tmp_path.parent.glob("x")) + [p for p in (tmp_path / "x", "/tmp/vtm-evil") if os.path.exists(p)]
     with target.open() as reg:
         for number, case in enumerate(HOSTILE, 1):

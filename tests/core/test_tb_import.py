@@ -259,7 +259,7 @@ def test_flatten_tags_and_keys_mlflow_rejects(tmp_path, embedded_server, client,
     assert keys == {"train/loss", "acc_1 _top_", "_/lead/slash/_", "a/__/b", "ok.name-x:y z"}
     assert report.renamed == {"acc@1 (top)": "acc_1 _top_", "/lead/slash/": "_/lead/slash/_",
                               "a/../b": "a/__/b"}
-    assert any("imported as" in line for line in format_report(report))
+    assert any("tag 'acc@1 (top)' renamed to 'acc_1 _top_' (3 points)" in line for line in format_report(report))
 
     # a run keeps its key scheme: new points of a flattened run stay flattened
     write_records(root / "events.out.tfevents.2.h.1.0",

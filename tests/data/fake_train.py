@@ -17,7 +17,22 @@ parser.add_argument("--spawn_child", action="store_true", help="start a grandchi
 parser.add_argument("--noise", action="store_true", help="print malformed and interleaved lines")
 parser.add_argument("--tag", default="")
 parser.add_argument("--show_env", action="store_true", help="print CUDA_VISIBLE_DEVICES")
+parser.add_argument("--mlflow_quiet", action="store_true", help="start an MLflow run and log nothing to it")
+parser.add_argument("--spam", type=float, default=0, help="print this many MB of plain lines per epoch")
+parser.add_argument("--daemon", action="store_true",
+                    help="start two daemons that leave the session: one keeps the environment, one drops it")
 args = parser.parse_args()
+
+_DAEMON = """
+import os, sys, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+print(sys.argv[1] + "=" + str(os.getpid()), flush=True)
+time.sleep(600)
+"""
 
 if args.ignore_signals:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -26,8 +41,12 @@ if args.spawn_child:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     print(f"GRANDCHILD_PID={child.pid}", flush=True)
 
+if args.daemon:
+    subprocess.run([sys.executable, "-c", _DAEMON, "DAEMON_PID"], check=True)
+    subprocess.run([sys.executable, "-c", _DAEMON, "BARE_DAEMON_PID"], env={}, check=True)
+
 run = None
-if args.mlflow:
+if args.mlflow or args.mlflow_quiet:
     import mlflow
 
     mlflow.set_experiment("vtm-tests")
@@ -44,6 +63,10 @@ for epoch in range(1, args.epochs + 1):
     metric = round(0.5 + epoch / (2 * args.epochs), 6)
     if args.mlflow:
         mlflow.log_metric("val_accuracy", metric, step=epoch)
+    if args.spam:
+        line = "spam " * 19 + "\n"
+        sys.stdout.write(line * int(args.spam * 1e6 / len(line)))
+        sys.stdout.flush()
     if args.noise:
         print('VTM_PROGRESS::{"epoch": ', flush=True)  # broken JSON
         print("VTM_PROGRESS::[1, 2]", flush=True)  # not an object

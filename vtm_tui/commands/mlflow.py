@@ -2,6 +2,7 @@
 runs, run, history, best, register) against it or any --tracking-uri."""
 from __future__ import annotations
 
+import sys
 import time
 
 from vtm_tui.commands import EXIT_FAILED, EXIT_OK, print_json
@@ -25,10 +26,10 @@ def _server(args, settings: Settings) -> int:
         state = mlflow_server.up(settings, port=args.port, backend_store_uri=args.backend_store_uri)
         print(f"MLflow tracking server up at {state.uri} (pid {state.pid}, "
               f"backend {_redact(state.backend_store_uri)})")
+        _deliver_spools(settings)
         return EXIT_OK
     if args.mlflow_action == "down":
-        stopped = mlflow_server.down(settings)
-        print("MLflow tracking server stopped" if stopped else "vtm's MLflow tracking server was not running")
+        print(mlflow_server.down(settings).summary())
         return EXIT_OK
     state = mlflow_server.status(settings)
     if args.json:
@@ -39,6 +40,34 @@ def _server(args, settings: Settings) -> int:
         print(f"{state.state}: {_redact(state.uri)}" + (f" (pid {state.pid})" if state.pid else "")
               + (f" - {state.message}" if state.message else ""))
     return EXIT_OK if state.state == "up" else EXIT_FAILED
+
+
+def _deliver_spools(settings: Settings) -> None:
+    """`vtm mlflow up` delivers what runs spooled while MLflow was away, before it returns; a
+    spool that cannot go out now is a warning (the server is up either way)."""
+    from vtm_tui.core.runs.sync import sync_runs
+    from vtm_tui.errors import UserError
+
+    try:
+        results = sync_runs(settings)
+    except UserError as exc:
+        print(f"vtm: warning: spooled MLflow records not delivered: {exc}", file=sys.stderr)
+        return
+    for result in results:
+        print(result.summary())
+
+
+def _sync(args, settings: Settings) -> int:
+    from vtm_tui.core.runs.sync import sync_runs
+
+    results = sync_runs(settings, args.run, args.tracking_uri)
+    if args.json:
+        print_json([result.to_json() for result in results])
+    elif not results:
+        print("nothing spooled: every run's MLflow records were delivered")
+    for result in [] if args.json else results:
+        print(result.summary())
+    return EXIT_OK if all(not r.delivery.pending and not r.delivery.busy for r in results) else EXIT_FAILED
 
 
 def _when(ms: int | None) -> str:
@@ -161,6 +190,8 @@ def _register(args, tracking, settings: Settings) -> int:
 def cmd_mlflow(args, settings: Settings) -> int:
     if args.mlflow_action in ("up", "down", "status"):
         return _server(args, settings)
+    if args.mlflow_action == "sync":
+        return _sync(args, settings)
     from vtm_tui.core.tracking.uri import open_tracking
 
     tracking = open_tracking(settings, args.tracking_uri)
@@ -183,7 +214,8 @@ def register(sub) -> None:
                             description="The embedded MLflow tracking server and MLflow Ops. Ops commands use "
                             "--tracking-uri, else MLFLOW_TRACKING_URI, else vtm's embedded server.")
     mlflow_sub = mlflow.add_subparsers(dest="mlflow_action", metavar="ACTION", required=True)
-    up = mlflow_sub.add_parser("up", help="start (or reuse) the local tracking server")
+    up = mlflow_sub.add_parser("up", help="start (or reuse) the local tracking server; then deliver what runs "
+                               "spooled while MLflow was unreachable")
     up.add_argument("--port", type=int, help="port on 127.0.0.1 (default 5001 or VTM_MLFLOW_PORT)")
     up.add_argument("--backend-store-uri", help="e.g. postgresql+psycopg2://user:pw@127.0.0.1:55433/mlflow "
                     "(needs the postgres extra: pip install 'vtm-tui[postgres]')")
@@ -232,6 +264,15 @@ def register(sub) -> None:
                       "(default: the task's artifactPath, else model)")
     best.add_argument("--alias", metavar="ALIAS", help="point this alias (dev, release, ...) at the "
                       "version; implies --register")
+
+    sync_help = ("deliver what runs spooled while MLflow was unreachable (metrics, params, tags, artifacts, "
+                 "model, final status); exit 1 while something stays spooled")
+    sync = mlflow_sub.add_parser("sync", help=sync_help, description=sync_help)
+    sync.add_argument("run", nargs="?", metavar="RUN", help="a vtm run id or a spool folder (default: every run "
+                      "with something spooled, except runs launched with --no-tracking)")
+    sync.add_argument("--tracking-uri", metavar="URI", help="deliver there (default: the tracking URI each run "
+                      "logged to)")
+    sync.add_argument("--json", action="store_true", help="print JSON")
 
     reg = ops("register", "register a run's logged model and optionally set an alias")
     reg.add_argument("run_id", metavar="RUN_ID")

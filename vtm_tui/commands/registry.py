@@ -67,10 +67,11 @@ def _print_ls(args, settings: Settings, registry) -> int:
     if args.model and args.stage:
         infos = registry.list_versions(args.model, args.stage)
         if args.json:
+            pointer = registry.latest_pointer(args.model, args.stage)
             print_json({"registry": registry.url, "model": args.model, "stage": args.stage,
                         "latest": next((i.version for i in infos if i.latest), None),
-                        "latest_pointer": registry.latest_pointer(args.model, args.stage),
-                        "versions": [i.to_json() for i in infos]})
+                        "latest_pointer": pointer, "versions": [i.to_json() for i in infos],
+                        "warnings": _shown_warnings(registry)})
             return EXIT_OK
         if not infos:
             print(f"{args.model}/{args.stage}: no versions in {registry.url}")
@@ -93,8 +94,8 @@ def _print_ls(args, settings: Settings, registry) -> int:
         print(f"{args.model}: no such model in {registry.url}")
         return EXIT_OK
     if args.json:
-        print_json({"registry": registry.url, "models": data} if not args.model
-                   else {"registry": registry.url, **data[0]})
+        print_json({"registry": registry.url, "models": data, "warnings": _shown_warnings(registry)}
+                   if not args.model else {"registry": registry.url, **data[0], "warnings": _shown_warnings(registry)})
         return EXIT_OK
     if not data:
         print(f"no models in {registry.url} yet: publish one with `vtm registry publish FILE --model NAME`")
@@ -105,6 +106,13 @@ def _print_ls(args, settings: Settings, registry) -> int:
             print(f"{entry['model']:<32} {stage:<8} {len(summary['versions']):>8} "
                   f"{summary['latest'] if summary['latest'] is not None else '-':>6}")
     return EXIT_OK
+
+
+def _shown_warnings(registry) -> list[str]:
+    """The registry's warnings for --json, printed on stderr as well."""
+    warnings = registry.take_warnings()
+    _print_warnings(warnings)
+    return warnings
 
 
 def _source(source: dict) -> str:
@@ -123,10 +131,19 @@ def cmd_registry(args, settings: Settings) -> int:
 
     try:
         with _cancel_on_ctrl_c() as cancel, open_registry(settings, args.registry) as registry:
-            return _dispatch(args, settings, registry, cancel)
+            try:
+                return _dispatch(args, settings, registry, cancel)
+            finally:
+                _print_warnings(registry.take_warnings())
     except Cancelled:
         print("vtm: cancelled", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    """What reading the registry had to skip (unreadable listing entries, bad manifests)."""
+    for warning in warnings:
+        print(f"vtm: warning: {warning}", file=sys.stderr)
 
 
 def _dispatch(args, settings: Settings, registry, cancel) -> int:

@@ -48,11 +48,24 @@ def _wait_with_progress(settings: Settings, run_id: int) -> int:
     return EXIT_OK if run.status == "succeeded" else EXIT_FAILED
 
 
+def show_store_notices(settings: Settings) -> None:
+    """Print what happened to the run store since anyone last looked (it was missing or damaged
+    and got rebuilt), one line each, on stderr."""
+    from vtm_tui.core.runs import lifecycle
+
+    for notice in lifecycle.open_store(settings).take_notices():
+        print(f"vtm: note: {notice}", file=sys.stderr)
+
+
 def cmd_launch(args, settings: Settings) -> int:
     from vtm_tui.core.runs import lifecycle
 
     values = lifecycle.parse_assignments(args.set)
-    run = lifecycle.launch(settings, args.task, values, gpus=args.gpus, engine=args.engine)
+    show_store_notices(settings)
+    run = lifecycle.launch(settings, args.task, values, gpus=args.gpus, engine=args.engine,
+                           tracking=False if args.no_tracking else None)
+    if run.message:  # e.g. started with MLflow off because the server did not answer
+        print(f"vtm: note: run {run.id}: {run.message}", file=sys.stderr)
     if args.json and not args.wait:
         print_json(run.to_json())
         return EXIT_OK
@@ -72,6 +85,7 @@ def cmd_runs(args, settings: Settings) -> int:
     from vtm_tui.core.runs.progress import fraction_done
 
     action = args.runs_action or "list"
+    show_store_notices(settings)
     if action == "list":
         runs = lifecycle.list_runs(settings, args.limit)
         if args.json:
@@ -151,6 +165,9 @@ def register(sub) -> None:
     launch.add_argument("--wait", action="store_true",
                         help="follow progress until the run ends; exit 0 only if it succeeded")
     launch.add_argument("--json", action="store_true", help="print the run record as JSON")
+    launch.add_argument("--no-tracking", action="store_true",
+                        help="MLflow off for this run (TensorBoard on; what MLflow would get is spooled in the "
+                        "run's folder for `vtm mlflow sync RUN`); no check of the tracking server")
 
     runs = sub.add_parser("runs", help="list and manage runs")
     runs.add_argument("--json", action="store_true")

@@ -241,7 +241,7 @@ def fit(args: argparse.Namespace, *, task_type: str, model: torch.nn.Module, dat
         tags={"vtm.task_type": task_type},
     ) as tl:
         print(f"device={device} train={n_train} val={n_val} run={tl.run_name} tensorboard={tl.tb_dir}", flush=True)
-        ckpt = checkpoint_path(args.output_dir, tl.run_id)
+        ckpt = checkpoint_path(args.output_dir, tl.run_id or tl.run_name)  # no MLflow run id while it is unreachable
         best = None
         for epoch in range(1, args.epochs + 1):
             train_loss = train_one_epoch(model, optimizer, x_train, y_train, args.batch_size, shuffle)

@@ -7,6 +7,9 @@
 
 mlflow and torch are imported when the logger starts, never at module import, so
 `import vtm_tui.train` stays cheap for code that only wants the class.
+
+Training never dies of its tracking server: every MLflow call is bounded, and what MLflow does
+not take is spooled to the run's folder and delivered later (see mlflow_link.py).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any
 
 from vtm_tui.core.runs.progress import format_meta, format_progress
 from vtm_tui.settings import Settings
+from vtm_tui.train.mlflow_link import RETRY_INTERVAL, MlflowLink
 
 DEFAULT_EXPERIMENT = "void-train-manager"
 DEFAULT_TB_DIR = os.path.join(".", "outputs", "tensorboard", "{run_name}")
@@ -48,9 +52,12 @@ def _as_float(name: str, value: Any) -> float:
 class TrainingLogger:
     """Context manager around one MLflow run and one TensorBoard writer.
 
-    `tb_dir` may hold `{run_name}` / `{run_id}`, filled in once the MLflow run exists;
-    `tb_dir=None` skips TensorBoard. The tracking URI is MLflow's own choice
-    (MLFLOW_TRACKING_URI, else its default).
+    `tb_dir` may hold `{run_name}` / `{run_id}`, filled in once the MLflow run exists (while
+    MLflow is unreachable: the run name chosen for it, for both); `tb_dir=None` skips
+    TensorBoard. The tracking URI is MLflow's own choice (MLFLOW_TRACKING_URI, else its default).
+    `spool_dir`: where what MLflow does not take is kept (default: the vtm run's folder, else
+    ./outputs/mlflow-spool/<time>); `mlflow_retry_interval`: seconds between probes of an
+    unreachable server. `run_id` is None while the MLflow run does not exist yet.
     """
 
     def __init__(
@@ -61,6 +68,8 @@ class TrainingLogger:
         tb_dir: str | os.PathLike | None = DEFAULT_TB_DIR,
         tags: Mapping[str, str] | None = None,
         handle_signals: bool = True,
+        spool_dir: str | os.PathLike | None = None,
+        mlflow_retry_interval: float = RETRY_INTERVAL,
     ) -> None:
         self.experiment_name = experiment_name
         self.requested_run_name = run_name
@@ -68,6 +77,8 @@ class TrainingLogger:
         self._tb_dir_template = None if tb_dir is None else os.fspath(tb_dir)
         self.tags = dict(tags or {})
         self.handle_signals = handle_signals
+        self.spool_dir = spool_dir
+        self.mlflow_retry_interval = mlflow_retry_interval
 
         self.run_id: str | None = None
         self.run_name: str | None = None
@@ -75,7 +86,7 @@ class TrainingLogger:
         self.tracking_uri: str | None = None
         self.tb_dir: str | None = None
         self.writer = None
-        self._mlflow = None
+        self._link: MlflowLink | None = None
         self._saved_handlers: dict[int, Any] = {}
 
     # -- lifecycle -----------------------------------------------------------------
@@ -102,43 +113,30 @@ class TrainingLogger:
         return False  # never swallow the exception
 
     def _start(self) -> None:
-        import mlflow
-
-        self._mlflow = mlflow
-        experiment = mlflow.set_experiment(self.experiment_name)
         tags = dict(self.tags)
         vtm_run_id = Settings.from_environ().run_id
         if vtm_run_id:
             tags[RUN_ID_TAG] = vtm_run_id
-        run = mlflow.start_run(
-            experiment_id=experiment.experiment_id,
-            run_name=self.requested_run_name,
-            tags=tags or None,
-        )
-        self.run_id = run.info.run_id
-        self.run_name = run.info.run_name
-        self.experiment_id = run.info.experiment_id
-        self.tracking_uri = mlflow.get_tracking_uri()
-        if self.params:
-            mlflow.log_params(self.params)
-
-        print(
-            format_meta(
-                {
-                    "mlflow_run_id": self.run_id,
-                    "experiment_id": self.experiment_id,
-                    "tracking_uri": self.tracking_uri,
-                    "run_name": self.run_name,
-                }
-            ),
-            flush=True,
-        )
+        self._link = link = MlflowLink(experiment_name=self.experiment_name, run_name=self.requested_run_name,
+                                       tags=tags, params=self.params, spool_dir=self.spool_dir,
+                                       retry_interval=self.mlflow_retry_interval)
+        link.start()
+        self.tracking_uri = link.tracking_uri
+        self._sync_ids()
+        if self.run_id is not None:
+            print(format_meta({"mlflow_run_id": self.run_id, "experiment_id": self.experiment_id,
+                               "tracking_uri": self.tracking_uri, "run_name": self.run_name}), flush=True)
 
         if self._tb_dir_template is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb_dir = self._tb_dir_template.format(run_name=self.run_name, run_id=self.run_id)
+            self.tb_dir = self._tb_dir_template.format(run_name=self.run_name, run_id=self.run_id or self.run_name)
             self.writer = SummaryWriter(log_dir=self.tb_dir)
+
+    def _sync_ids(self) -> None:
+        """The MLflow run's ids as the link knows them (a run created later, from the spool)."""
+        link = self._link
+        self.run_id, self.run_name, self.experiment_id = link.run_id, link.run_name, link.experiment_id
 
     def _teardown(self, status: str) -> None:
         # A second signal during teardown (vtm escalates SIGINT -> SIGTERM) must not
@@ -150,10 +148,9 @@ class TrainingLogger:
                     self.writer.close()
                 finally:
                     self.writer = None
-            if self._mlflow is not None and self.run_id is not None:
-                active = self._mlflow.active_run()
-                if active is not None and active.info.run_id == self.run_id:
-                    self._mlflow.end_run(status=status)
+            if self._link is not None and self._link.tracking_uri is not None:
+                self._link.end(status)
+                self._sync_ids()
         finally:
             self._restore_signal_handlers()
 
@@ -173,14 +170,17 @@ class TrainingLogger:
                 self.writer.add_scalar(tb_tag(name), value, global_step=epoch)
             self.writer.flush()
         if values:
-            self._mlflow.log_metrics(values, step=epoch)
+            self._link.log_metrics(values, step=epoch)
+            self._sync_ids()
         record = {"epoch": epoch, "total_epochs": int(total_epochs), **values}
         print(format_progress(record), flush=True)
         return record
 
     def log_checkpoint(self, path: str | os.PathLike, artifact_path: str | None = "checkpoints") -> None:
+        """Upload a checkpoint file as an artifact of the run (spooled by path while MLflow is away)."""
         self._require_started()
-        self._mlflow.log_artifact(os.fspath(path), artifact_path=artifact_path)
+        self._link.log_artifact(os.fspath(path), artifact_path)
+        self._sync_ids()
 
     def log_model(
         self,
@@ -198,12 +198,12 @@ class TrainingLogger:
         (batch size > 1 keeps the batch dimension dynamic). Without one, `pickle` is used,
         and MLflow 3 then refuses to load it unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true.
         Either way the loaded object is not the original class (pt2 gives a GraphModule);
-        rebuild the class from a checkpoint when that matters.
+        rebuild the class from a checkpoint when that matters. While MLflow is unreachable the
+        model is saved into the spool in the same format and None is returned.
         """
         self._require_started()
         import copy
 
-        import mlflow.pytorch
         import torch
 
         if pip_requirements is None:
@@ -213,16 +213,13 @@ class TrainingLogger:
         # Export a CPU copy in eval mode: the served model must not need the training GPU,
         # and torch.export traces whatever mode the module is in.
         cpu_model = copy.deepcopy(model).to("cpu").eval()
-        return mlflow.pytorch.log_model(
-            cpu_model,
-            name=artifact_path,
-            input_example=input_example,
-            pip_requirements=pip_requirements,
-            **kwargs,
-        )
+        info = self._link.log_model(cpu_model, artifact_path, input_example=input_example,
+                                    pip_requirements=pip_requirements, **kwargs)
+        self._sync_ids()
+        return info
 
     def _require_started(self) -> None:
-        if self._mlflow is None or self.run_id is None:
+        if self._link is None:
             raise RuntimeError("TrainingLogger is not started; use it as `with TrainingLogger(...) as tl:`")
 
     # -- signals -------------------------------------------------------------------

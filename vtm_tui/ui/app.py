@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, TabbedContent, TabPane, Tabs
+from textual.widgets import TabbedContent, TabPane, Tabs
 
 from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CatalogLoaded, CloneRequested, RunLaunched
@@ -17,6 +17,7 @@ from vtm_tui.ui.tabs.mlflow_ops.pane import MlflowOpsPane
 from vtm_tui.ui.tabs.registry.pane import RegistryPane
 from vtm_tui.ui.tabs.runs.pane import RunsPane
 from vtm_tui.ui.tabs.serving.pane import ServingPane
+from vtm_tui.ui.widgets.footer import VtmFooter
 from vtm_tui.ui.widgets.status_header import StatusHeader
 
 TABS = Binding.Group("Tabs", compact=True)
@@ -57,7 +58,7 @@ class VtmApp(App[int]):
             yield MlflowOpsPane(self.settings, self.sources)
             yield RegistryPane(self.settings, self.sources)
             yield ServingPane(self.settings, self.sources)
-        yield Footer()
+        yield VtmFooter()
 
     def on_mount(self) -> None:
         # Keys 1-5 switch tabs, so the tab strip need not take focus: focus stays inside the

@@ -85,7 +85,8 @@ def _build_task(spec: TaskSpec, catalog_dir: Path) -> Task:
         description=spec.description or "", enabled=spec.enabled, runner=runner,
         mlflow=MlflowDefaults(
             metric=m.metric if m.metric is not None else metric, mode=m.mode or mode,
-            model_name=m.model_name or model_name, artifact_path=m.artifact_path or artifact_path),
+            model_name=m.model_name or model_name, artifact_path=m.artifact_path or artifact_path,
+            on_unreachable=m.on_unreachable),
         catalog_dir=catalog_dir,
         fields=[_field_from_spec(s) for s in declared_fields(spec).values()],
         field_order=list(spec.field_order), hidden_fields=list(spec.hidden_fields))

@@ -91,11 +91,13 @@ class RunnerSpec(_Schema):
 
 class MlflowSpec(_Schema):
     """mlflow: the metric and mode (max, min) that rank runs, the registered model name and the
-    artifact path of the logged model; defaults come from the base task type."""
+    artifact path of the logged model (defaults come from the base task type), and what a launch
+    does when the tracking server does not answer (onUnreachable: refuse | no-tracking)."""
     metric: str | None = None
     mode: Literal["max", "min"] | None = None
     model_name: str | None = None
     artifact_path: str | None = None
+    on_unreachable: Literal["refuse", "no-tracking"] = "refuse"
 
 
 class TaskSpec(_Schema):

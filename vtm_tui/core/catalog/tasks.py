@@ -32,11 +32,14 @@ class Runner:
 @dataclass
 class MlflowDefaults:
     """What the best-run search and registration use for a task: metric and mode (max | min),
-    registered model name, artifact path of the logged model."""
+    registered model name, artifact path of the logged model; and on_unreachable, what a launch
+    does when the tracking server does not answer: refuse (exit 2) or no-tracking (start the run
+    with MLflow off, TensorBoard on, everything spooled for `vtm mlflow sync`)."""
     metric: str | None
     mode: str
     model_name: str
     artifact_path: str
+    on_unreachable: str = "refuse"
 
 
 @dataclass

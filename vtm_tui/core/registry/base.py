@@ -6,6 +6,7 @@ built by layout.py only. Every call blocks; a backend object belongs to one thre
 """
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Callable
 
 from vtm_tui.errors import OperationFailed, UserError
 
+log = logging.getLogger(__name__)
 CHUNK = 1 << 20  # transfer block: big enough that per-block Python overhead stays negligible
 
 Sink = Callable[[bytes], object]
@@ -136,6 +138,18 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the connection, if the backend holds one."""
+
+    def warn(self, message: str) -> None:
+        """Record something the caller should show (an entry a listing had to skip, a manifest
+        ignored) and log it at INFO; take_warnings() hands it over once (the CLI prints it as
+        `vtm: warning: ...`, the TUI shows it)."""
+        log.info("%s", message)
+        self.__dict__.setdefault("_warnings", []).append(message)
+
+    def take_warnings(self) -> list[str]:
+        """The warnings recorded since the last call, oldest first, each once (repeats merged)."""
+        found = self.__dict__.pop("_warnings", [])
+        return list(dict.fromkeys(found))
 
     def __enter__(self):
         return self

@@ -5,8 +5,6 @@ names a committed version, else the highest committed version wins. Nothing here
 """
 from __future__ import annotations
 
-import logging
-
 from vtm_tui.core.registry import layout
 from vtm_tui.core.registry.base import Backend, IntegrityError, ManifestError, NotFound
 from vtm_tui.core.registry.layout import (
@@ -18,8 +16,6 @@ from vtm_tui.core.registry.layout import (
     Manifest,
 )
 from vtm_tui.core.registry.results import VersionInfo
-
-log = logging.getLogger(__name__)
 
 
 class RegistryReader:
@@ -48,6 +44,11 @@ class RegistryReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def take_warnings(self) -> list[str]:
+        """What reading had to skip or ignore since the last call (entries a listing could not
+        read, malformed manifests), one line each, oldest first."""
+        return self.backend.take_warnings()
+
     def list_models(self) -> list[str]:
         """Model names in the registry root (directories with a valid model name), sorted."""
         return sorted(e.name for e in self.backend.list_dir("")
@@ -72,18 +73,18 @@ class RegistryReader:
         try:
             data = self.backend.read_bytes(path, MAX_MANIFEST_BYTES)
         except IntegrityError as exc:  # oversized
-            log.warning("%s", exc)
+            self.backend.warn(str(exc))
             return None
         if data is None:
             return None
         try:
             manifest = Manifest.loads(data, f"{self.url}/{path}")
         except ManifestError as exc:
-            log.warning("%s", exc)
+            self.backend.warn(f"{exc}; version ignored")
             return None
         if (manifest.model, manifest.stage, manifest.version) != (model, stage, version):
-            log.warning("%s/%s: manifest describes %s/%s/%s; ignored", self.url, path,
-                        manifest.model, manifest.stage, manifest.version)
+            self.backend.warn(f"{self.url}/{path}: the manifest describes {manifest.model}/{manifest.stage}/"
+                              f"{manifest.version}; version ignored")
             return None
         return manifest
 

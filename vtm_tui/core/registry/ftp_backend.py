@@ -34,20 +34,20 @@ class FtpBackend(FtpSession, Backend):
     # -- primitives ---------------------------------------------------------------------------
 
     def list_dir(self, path: str) -> list[Entry]:
-        import aioftp
+        from vtm_tui.core.registry.ftp_client import read_listing
+        from vtm_tui.core.registry.ftp_listing import parse_listing
 
         async def op(client):
-            try:
-                found = await client.list(self._p(path))
-            except aioftp.StatusCodeError as exc:
-                if reply_code(exc).startswith("55") or reply_code(exc) == "450":
-                    return []
-                raise
-            return [Entry(p.name, info.get("type") == "dir",
-                          int(info["size"]) if str(info.get("size", "")).isdigit() else None)
-                    for p, info in found if p.name not in ("", ".", "..")]
+            found = await read_listing(client, self._p(path))
+            if found is None:
+                return []
+            listing = parse_listing(*found, client.parse_mlsx_line)
+            for skipped in listing.skipped:
+                self.warn(f"{self.url}: the listing of {path or 'the registry root'} has an entry vtm "
+                          f"cannot read, skipped: {skipped}")
+            return listing.entries
 
-        return self._call(f"list {path or '/'}", op)
+        return self._call(f"list {path or 'the registry root'}", op)
 
     def read_file(self, path: str, sink: Sink, *, max_size: int | None = None,
                   cancel: threading.Event | None = None) -> int:
@@ -86,7 +86,7 @@ class FtpBackend(FtpSession, Backend):
             try:
                 stream = await client.upload_stream(self._p(path))
             except aioftp.StatusCodeError as exc:
-                raise keep_connection(self._refused(exc, "write", path)) from None
+                raise self._refused(exc, "write", path, f"STOR {self._p(path)}") from None
 
             async def pump() -> int:
                 done = 0
@@ -99,34 +99,76 @@ class FtpBackend(FtpSession, Backend):
                     await stream.write(chunk)
                     done += len(chunk)
 
-            return await _complete(stream, pump, lambda exc: keep_connection(self._refused(exc, "write", path)))
+            return await _complete(stream, pump, lambda exc: self._refused(
+                exc, "write", path, f"STOR {self._p(path)}"))
 
-        return self._call(f"upload {path}", op, cancel)
+        try:
+            return self._call(f"upload {path}", op, cancel)
+        except PermissionDenied as exc:
+            raise self._missing_folder(path, exc) from None
 
     def make_dirs(self, path: str) -> None:
-        async def op(client):
-            full = self._p(path)
-            base = "/" if full.startswith("/") else ""
-            for part in [p for p in full.split("/") if p]:
-                base = f"{base.rstrip('/')}/{part}" if base else part
-                await client.command("MKD " + base, ("2xx", "4xx", "5xx"))
+        self._ensure_folder(self._p(path))
 
-        self._call(f"create directory {path}", op)
+    def _ensure_folder(self, full: str) -> None:
+        """MKD a server path; when refused, fine if it is a folder already, else create its parent
+        the same way and MKD again. Usually one command (the parents exist), or a MKD and a
+        listing of the parent (the folder exists; servers answer 550 to both cases alike)."""
+        if full in ("", "/"):
+            return
+        code, info = self._mkd(full)
+        if code.startswith("2") or self._server_is_dir(full):
+            return
+        parent = full.rpartition("/")[0] or ("/" if full.startswith("/") else "")
+        if parent not in ("", "/"):
+            if not self._server_is_dir(parent):
+                self._ensure_folder(parent)
+            code, info = self._mkd(full)  # again: the parent may also have come from another client
+            if code.startswith("2") or self._server_is_dir(full):  # or another client made it meanwhile
+                return
+        raise keep_connection(PermissionDenied(f"{self.url}: the server refused to create the folder {full}: "
+                                               f"MKD {full} -> {code} {' '.join(info).strip()}"))
+
+    def _mkd(self, full: str) -> tuple[str, list[str]]:
+        return self._call(f"create the folder {full}", lambda client: client.command(
+            "MKD " + full, ("2xx", "4xx", "5xx")))
+
+    def _server_is_dir(self, full: str) -> bool:
+        """Whether a server path is a folder: its parent's listing names it as one."""
+        if full in ("", "/"):
+            return True
+        parent, _, name = full.rpartition("/")
+        parent = parent or ("/" if full.startswith("/") else "")
+        from vtm_tui.core.registry.ftp_client import read_listing
+        from vtm_tui.core.registry.ftp_listing import parse_listing
+
+        async def op(client):
+            found = await read_listing(client, parent)
+            return found is not None and any(
+                e.name == name and e.is_dir for e in parse_listing(*found, client.parse_mlsx_line).entries)
+
+        return self._call(f"look for the folder {full}", op)
+
+    def _missing_folder(self, path: str, refused: RegistryError) -> RegistryError:
+        """The error for a refused write to `path`: NotFound naming the folder when the folder
+        it goes into does not exist (servers answer 550/553 to both), else `refused` as is."""
+        folder = self._p(path.rpartition("/")[0])
+        if self._server_is_dir(folder):
+            return refused
+        return keep_connection(NotFound(f"{self.url}: the folder {folder or '/'} does not exist on the "
+                                        f"server, so {getattr(refused, 'command_reply', refused)} failed"))
 
     def claim_dir(self, path: str) -> bool:
-        async def op(client):
-            # aioftp's make_directory succeeds on an existing directory: send MKD ourselves
-            code, info = await client.command("MKD " + self._p(path), ("2xx", "4xx", "5xx"))
-            return code, info
-
-        code, info = self._call(f"create directory {path}", op)
+        # aioftp's make_directory succeeds on an existing directory: send MKD ourselves
+        code, info = self._mkd(self._p(path))
         if code.startswith("2"):
             return True
         parent, _, name = path.rpartition("/")
         if any(e.name == name and e.is_dir for e in self.list_dir(parent)):
             return False
-        raise keep_connection(PermissionDenied(f"{self.url}: the server refused to create {path}: "
-                                     f"{code} {' '.join(info).strip()}"))
+        command_reply = f"MKD {self._p(path)} -> {code} {' '.join(info).strip()}"
+        raise self._missing_folder(path, _refusal(PermissionDenied(
+            f"{self.url}: the server refused to create the folder {path}: {command_reply}"), command_reply))
 
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         import aioftp
@@ -137,15 +179,18 @@ class FtpBackend(FtpSession, Backend):
                 return
             except aioftp.StatusCodeError as exc:
                 if not replace:
-                    raise keep_connection(self._refused(exc, "rename", f"{src} -> {dst}")) from None
+                    raise self._refused(exc, "rename", f"{src} -> {dst}", client.last_command) from None
             # servers like aioftp's refuse to rename onto an existing file: delete, then rename
             await client.command("DELE " + self._p(dst), ("2xx", "4xx", "5xx"))
             try:
                 await client.rename(self._p(src), self._p(dst))
             except aioftp.StatusCodeError as exc:
-                raise keep_connection(self._refused(exc, "rename", f"{src} -> {dst}")) from None
+                raise self._refused(exc, "rename", f"{src} -> {dst}", client.last_command) from None
 
-        self._call(f"rename {src} -> {dst}", op)
+        try:
+            self._call(f"rename {src} -> {dst}", op)
+        except PermissionDenied as exc:
+            raise self._missing_folder(dst, exc) from None
 
     def delete_file(self, path: str) -> None:
         async def op(client):
@@ -159,12 +204,19 @@ class FtpBackend(FtpSession, Backend):
 
         self._call(f"remove directory {path}", op)
 
-    def _refused(self, exc, what: str, path: str) -> RegistryError:
+    def _refused(self, exc, what: str, path: str, command: str) -> RegistryError:
         code = reply_code(exc)
+        command_reply = f"{command} -> {reply_text(exc)}"
         if code in ("530", "532") or code.startswith("55") or code == "450":
-            return PermissionDenied(f"{self.url}: the server refused to {what} {path} "
-                                    f"(permission denied or read-only account?): {reply_text(exc)}")
-        return RegistryError(f"{self.url}: {what} {path} failed: {reply_text(exc)}")
+            return _refusal(PermissionDenied(f"{self.url}: the server refused to {what} {path} (permission "
+                                             f"denied or read-only account?): {command_reply}"), command_reply)
+        return _refusal(RegistryError(f"{self.url}: {what} {path} failed: {command_reply}"), command_reply)
+
+
+def _refusal(exc: RegistryError, command_reply: str) -> RegistryError:
+    """A refusal that keeps the connection, with its `COMMAND -> REPLY` for a better message."""
+    exc.command_reply = command_reply
+    return keep_connection(exc)
 
 
 async def _complete(stream, pump, refused) -> int:

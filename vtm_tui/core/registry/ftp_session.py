@@ -4,7 +4,12 @@ with TLS and login, and the mapping of every failure to a RegistryError.
 `ftp://user@host:port/root`, or `ftps://...` for explicit FTPS (AUTH TLS on the control
 connection, PROT P for data: RFC 4217) with certificate checks against the system CAs or the one
 CA in VTM_FTP_CA_FILE. Replies carry RFC 959's three-digit codes (2xx done, 3xx more needed, 4xx
-refused for now, 5xx refused); aioftp speaks the protocol.
+refused for now, 5xx refused); aioftp speaks the protocol (ftp_client.py: its client as vtm
+uses it).
+
+The URL's path follows RFC 1738 §3.2.2: it is relative to the login directory
+(`ftp://u@host/registry` is `registry` in u's home folder on a server without chroot), and an
+absolute path starts with an encoded slash (`ftp://u@host/%2Fsrv/registry` is /srv/registry).
 
 Blocking API over a private event loop, one control connection kept open between calls.
 Every network step has a timeout (aioftp has none by default): connecting, the TLS handshake,
@@ -27,7 +32,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Awaitable, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from vtm_tui.core.registry.base import (
     AuthError,
@@ -86,14 +91,13 @@ class FtpSession:
                 "use VTM_FTP_PASSWORD, ~/.netrc or the prompt")
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, port
         self.user = unquote(parts.username) if parts.username else "anonymous"
-        root = unquote(parts.path or "")
-        for text in (self.user, root):
+        self.root = server_path(parts.path)
+        for text in (self.user, self.root):
             if any(c in text for c in "\r\n\0"):
                 raise RegistryUsageError("the registry URL holds a control character")
-        self.root = root.rstrip("/") if root not in ("", "/") else root
         self.tls = SCHEMES[self.scheme]
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"{self.scheme}://{self.user}@{host}:{self.port}{self.root}"
+        self.url = f"{self.scheme}://{self.user}@{host}:{self.port}{url_path(self.root)}"
         self.timeout = timeout
         self.ca_file = ca_file or None
         if self.ca_file and not Path(self.ca_file).expanduser().is_file():
@@ -199,13 +203,15 @@ class FtpSession:
         except OSError as exc:
             self._drop()
             raise ConnectError(f"{where}: {exc.strerror or type(exc).__name__}") from None
-        except Exception as exc:
+        except Exception as exc:  # anything else the FTP library raises: named, never a traceback
+            last = self._last_exchange()
+            self._drop()
             import aioftp
 
-            self._drop()
             if isinstance(exc, aioftp.StatusCodeError):
-                raise RegistryError(f"{where}: unexpected server reply {reply_text(exc)}") from None
-            raise
+                raise RegistryError(f"{where} failed: {last or reply_text(exc)}{reply_hint(exc)}") from None
+            raise RegistryError(f"{where} failed: {type(exc).__name__}: {str(exc)[:300]}"
+                                + (f" (after {last})" if last else "")) from None
 
     async def _guarded(self, op, cancel: threading.Event | None):
         if cancel is not None and cancel.is_set():
@@ -235,8 +241,10 @@ class FtpSession:
     async def _connect(self):
         import aioftp
 
-        client = aioftp.Client(socket_timeout=self.timeout, connection_timeout=self.timeout,
-                               path_timeout=self.timeout, encoding="utf-8")
+        from vtm_tui.core.registry.ftp_client import client_class
+
+        client = client_class()(socket_timeout=self.timeout, connection_timeout=self.timeout,
+                                path_timeout=self.timeout, encoding="utf-8")
         try:
             await client.connect(self.host, self.port)
             if self.tls:
@@ -265,6 +273,14 @@ class FtpSession:
         except aioftp.StatusCodeError as exc:
             raise AuthError(f"{self.url}: login refused for user {self.user!r}: wrong user name or "
                             f"password? (server said {reply_text(exc)})") from None
+
+    def _last_exchange(self) -> str:
+        """`COMMAND -> REPLY` of the last exchange on the control connection ('' before any)."""
+        command = getattr(self._client, "last_command", "")
+        reply = getattr(self._client, "last_reply", "")
+        if not command:
+            return reply
+        return f"{command} -> {reply}" if reply else f"{command} (no reply)"
 
     def _drop(self) -> None:
         if self._client is not None:
@@ -310,3 +326,32 @@ def reply_text(exc) -> str:
     info = getattr(exc, "info", "")
     text = " ".join(str(line) for line in info) if isinstance(info, (list, tuple)) else str(info)
     return f"{reply_code(exc)} {text.strip()}".strip()[:300]
+
+
+def server_path(url_path_part: str) -> str:
+    """The server-side path of an FTP URL's path (RFC 1738 §3.2.2): relative to the login
+    directory, '' for the login directory itself; absolute ('/srv/registry') when the first
+    segment starts with an encoded slash (`/%2Fsrv/registry`). Segments are percent-decoded,
+    empty ones dropped."""
+    raw = url_path_part[1:] if url_path_part.startswith("/") else url_path_part
+    absolute = raw[:3].lower() == "%2f"
+    parts = [p for p in unquote(raw).split("/") if p]
+    return ("/" if absolute else "") + "/".join(parts)
+
+
+def url_path(root: str) -> str:
+    """The URL path (with its leading slash) of a server path: server_path's inverse, e.g.
+    'registry' -> '/registry', '/srv/registry' -> '/%2Fsrv/registry', '' -> ''."""
+    if not root:
+        return ""
+    segments = "/".join(quote(part, safe="@:+,;=-._~!$&'()*") for part in root.split("/") if part)
+    return ("/%2F" if root.startswith("/") else "/") + segments
+
+
+def reply_hint(exc) -> str:
+    """What to change for replies that name a server setting ('' for the others)."""
+    if reply_code(exc) == "522":  # RFC 4217: TLS on the data connection refused
+        return (" (the server wants each data connection to resume the control connection's TLS "
+                "session: vsftpd's require_ssl_reuse; set require_ssl_reuse=NO there if this client "
+                "cannot resume it)")
+    return ""

@@ -1,14 +1,14 @@
 """Launching, cancelling and re-running catalog tasks: the one path the CLI, scripts and TUI share."""
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING, Mapping
 
 from vtm_tui.core.runs.engines import get_engine, reconcile
+from vtm_tui.core.runs.folders import tail_lines as tail_lines  # re-exported: part of this surface
 from vtm_tui.core.runs.store import RunRecord, RunStore
 from vtm_tui.errors import UserError
-from vtm_tui.settings import Settings
+from vtm_tui.settings import RUN_DIR_VARIABLE, Settings
 
 if TYPE_CHECKING:
     from vtm_tui.core.catalog import Catalog
@@ -45,8 +45,14 @@ def normalize_gpus(gpus: str | None) -> str | None:
 
 def launch(settings: Settings, task_type: str, values: Mapping[str, object] | None = None, *,
            gpus: str | None = None, engine: str | None = None,
-           catalog: Catalog | None = None) -> RunRecord:
-    """Validate the task's field values, make sure tracking is up, record the run and start it."""
+           catalog: Catalog | None = None, tracking: bool | None = None) -> RunRecord:
+    """Validate the task's field values, make sure tracking answers, record the run and start it.
+
+    tracking=False (`--no-tracking`) starts the run with MLflow off (TensorBoard on, what MLflow
+    would get kept in the run's spool). Otherwise the tracking URI is probed first: when it does
+    not answer within a few seconds, the task's mlflow.onUnreachable decides: refuse (raise
+    TrackingUnavailable, `cannot reach the MLflow tracking server at URL: REASON`, exit code 2)
+    or no-tracking (start with MLflow off; the run's message says why)."""
     from vtm_tui.core.catalog import load_catalog
 
     catalog = catalog or load_catalog(settings.catalog_path)
@@ -64,10 +70,18 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
 
     from vtm_tui.core.tracking.uri import resolve_tracking_uri
 
+    uri = resolve_tracking_uri(settings)
+    note = None
+    if tracking is None or tracking:
+        problem = tracking_problem(settings, uri)
+        if problem is not None and (tracking or task.mlflow.on_unreachable == "refuse"):
+            raise UserError(f"{problem} (or launch with --no-tracking: MLflow off, TensorBoard on)")
+        if problem is not None:
+            tracking, note = False, f"{problem}: started with MLflow off (mlflow.onUnreachable: no-tracking)"
     # The supervisor reads VTM_CANCEL_GRACE back through Settings.from_environ: it never reads
     # .env, where the value may come from.
-    env = {**task.runner.env, "MLFLOW_TRACKING_URI": resolve_tracking_uri(settings),
-           "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type, "VTM_CANCEL_GRACE": f"{settings.cancel_grace:g}"}
+    env = {**task.runner.env, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type,
+           "VTM_CANCEL_GRACE": f"{settings.cancel_grace:g}", "VTM_TRACKING": "off" if tracking is False else "on"}
     if cuda is not None and engine_name == "local":  # Slurm assigns devices itself
         env["CUDA_VISIBLE_DEVICES"] = cuda
     cwd = str(task.runner.cwd or settings.workdir)
@@ -76,9 +90,29 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
                        runs_dir=settings.runs_dir, engine=engine_name, gpus=cuda,
                        engine_options=task.runner.slurm if engine_name == "slurm" else {})
     env["VTM_RUN_ID"] = str(run.id)
-    store.update(run.id, env=env)
+    env[RUN_DIR_VARIABLE] = str(run.run_dir)  # the spool's home, and the mark of the run's processes
+    store.update(run.id, env=env, message=note)
     engine_impl.start(store, store.get(run.id))
     return store.get(run.id)
+
+
+def tracking_problem(settings: Settings, uri: str) -> str | None:
+    """Why the tracking store at `uri` cannot be used right now (one line), or None when it
+    answers: an http(s) server gets one short probe, a networked database one TCP probe; vtm's
+    embedded server was just checked by resolve_tracking_uri."""
+    from vtm_tui.core.tracking.failures import TrackingUnavailable
+    from vtm_tui.core.tracking.probes import check_database_uri, is_http_uri, probe_server
+
+    if settings.embedded_tracking:
+        return None
+    try:
+        if is_http_uri(uri):
+            probe_server(uri)
+        else:
+            check_database_uri(uri)
+    except TrackingUnavailable as exc:
+        return str(exc).split(" (is it running?", 1)[0]
+    return None
 
 
 def rerun(settings: Settings, run_id: int | str, changes: Mapping[str, object] | None = None,
@@ -133,19 +167,3 @@ def wait(settings: Settings, run_id: int | str, on_update=None, interval: float 
         if deadline is not None and time.monotonic() > deadline:
             raise UserError(f"run {run.id} still {run.status} after {timeout:.0f}s")
         time.sleep(interval)
-
-
-def tail_lines(path: str | os.PathLike, count: int = 50, max_bytes: int = 256 * 1024) -> list[str]:
-    """The last `count` lines of a log, reading at most max_bytes from its end (bounded memory)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except FileNotFoundError:
-        return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    if size > max_bytes and lines:
-        lines = lines[1:]  # the first one is probably cut
-    return lines[-count:] if count else lines

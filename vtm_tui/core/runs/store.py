@@ -1,6 +1,10 @@
 """The run store: one SQLite database (WAL) in VTM_HOME shared by supervisors, CLIs and TUIs.
 
 Every writer opens its own short connection; WAL lets readers watch while a supervisor writes.
+Each run's record is mirrored to its folder's run.json, so a store that goes missing or gets
+damaged is rebuilt from the folders (core/runs/recovery.py) on the next use, by whichever
+process meets it first; a full disk or an I/O error is a StoreError naming the file, never a
+bare sqlite3 traceback.
 """
 from __future__ import annotations
 
@@ -8,163 +12,183 @@ import json
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
-from vtm_tui.errors import UserError
+from vtm_tui.core.runs import folders, recovery
+from vtm_tui.core.runs.records import (
+    ACTIVE,
+    COLUMNS,
+    FINISHED,
+    JSON_COLUMNS,
+    SCHEMA,
+    STATUSES,
+    RunNotFound,
+    RunRecord,
+    StoreError,
+    StoreFull,
+    classify,
+    record_row,
+    row_record,
+    store_error,
+)
 
-ACTIVE = ("queued", "running")
-FINISHED = ("succeeded", "failed", "cancelled", "lost")
-STATUSES = ACTIVE + FINISHED
+__all__ = ["ACTIVE", "FINISHED", "STATUSES", "RunNotFound", "RunRecord", "RunStore", "StoreError", "StoreFull"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    engine TEXT NOT NULL DEFAULT 'local',
-    argv TEXT NOT NULL,
-    env TEXT NOT NULL DEFAULT '{}',
-    field_values TEXT NOT NULL DEFAULT '{}',
-    gpus TEXT,
-    cwd TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'queued',
-    supervisor_pid INTEGER,
-    child_pid INTEGER,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    ended_at REAL,
-    exit_code INTEGER,
-    progress TEXT NOT NULL DEFAULT '{}',
-    mlflow_run_id TEXT,
-    log_path TEXT NOT NULL DEFAULT '',
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    message TEXT,
-    engine_options TEXT NOT NULL DEFAULT '{}',
-    job_id TEXT,
-    job_state TEXT,
-    node TEXT
-);
-CREATE TABLE IF NOT EXISTS run_points (
-    run_id INTEGER NOT NULL,
-    epoch REAL NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, epoch)
-);
-"""
+T = TypeVar("T")
 
 
-@dataclass
-class RunRecord:
-    """One run as the store keeps it. status: queued, running, succeeded, failed, cancelled or
-    lost; times are seconds since the epoch; progress: the latest VTM_PROGRESS object; env: the
-    variables vtm set for the run (not the whole environment); log_path: its output.log."""
-    id: int
-    task: str
-    engine: str
-    argv: list[str]
-    env: dict[str, str]
-    field_values: dict
-    gpus: str | None
-    cwd: str
-    status: str
-    supervisor_pid: int | None
-    child_pid: int | None
-    created_at: float
-    started_at: float | None
-    ended_at: float | None
-    exit_code: int | None
-    progress: dict
-    mlflow_run_id: str | None
-    log_path: str
-    cancel_requested: bool
-    message: str | None
-    engine_options: dict = field(default_factory=dict)  # e.g. the task's runner.slurm settings
-    job_id: str | None = None  # engine-side id, state and host (Slurm)
-    job_state: str | None = None
-    node: str | None = None
-
-    @property
-    def active(self) -> bool:
-        """True while the run is queued or running."""
-        return self.status in ACTIVE
-
-    @property
-    def where(self) -> str:
-        """local, or the Slurm job id, state and node."""
-        if self.engine != "slurm":
-            return self.engine
-        return " ".join(part for part in ("slurm", self.job_id, self.job_state, self.node) if part)
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end (to now while it runs); None before it started."""
-        if self.started_at is None:
-            return None
-        return (self.ended_at or time.time()) - self.started_at
-
-    def to_json(self) -> dict:
-        """Every field plus "duration": the `vtm runs --json` object of a run."""
-        data = dict(self.__dict__)
-        data["duration"] = self.duration
-        return data
-
-
-_JSON_COLUMNS = ("argv", "env", "field_values", "progress", "engine_options")
-
-
-def _record(row: sqlite3.Row) -> RunRecord:
-    data = dict(row)
-    for key in _JSON_COLUMNS:
-        data[key] = json.loads(data[key])
-    data["cancel_requested"] = bool(data["cancel_requested"])
-    return RunRecord(**data)
-
-
-class RunNotFound(UserError, LookupError):
-    """No run with that id (a UserError, exit code 2)."""
-    def __init__(self, run_id):
-        super().__init__(f"no run with id {run_id!r} (see `vtm runs`)")
+def _rollback(db: sqlite3.Connection) -> None:
+    try:  # SQLite may have rolled back itself (a full disk does that)
+        db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
 
 
 class RunStore:
     """The run store: one SQLite database (WAL mode, a 30 s busy timeout) that supervisors,
     followers, CLIs and TUIs share; every call opens its own short connection, so any process or
-    thread may use it."""
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+    thread may use it. runs_dir: the run folders (default: `runs` next to the database).
 
-    @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A fresh connection (autocommit, rows as sqlite3.Row), closed on exit."""
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    A missing or damaged database is rebuilt on first contact (notices: what this object's
+    recoveries said); StoreFull / StoreError (exit code 1) for a full disk, an I/O error or a lock
+    held too long."""
+
+    def __init__(self, path: Path, runs_dir: Path | None = None):
+        self.path = Path(path).absolute()
+        self.runs_dir = Path(runs_dir) if runs_dir else self.path.parent / "runs"
+        self.notices: list[str] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.path.parent} for the run store: {exc.strerror or exc}") from None
+        self._run(lambda db: db.executescript(SCHEMA))
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise sqlite3.OperationalError("unable to open database file")
+        db = sqlite3.connect(self.path.as_uri() + "?mode=rw", uri=True, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
             db.execute("PRAGMA busy_timeout=30000")
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header: damage shows here
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _recover(self) -> None:
+        try:
+            notice = recovery.recover(self.path, self.runs_dir, self.path.parent / "serving")
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc) from None
+        except OSError as exc:
+            raise StoreError(f"the run store {self.path} is missing or damaged and could not be rebuilt: "
+                             f"{exc.strerror or exc}") from None
+        if notice:
+            self.notices.append(notice)
+
+    def _checked(self) -> sqlite3.Connection:
+        """An open connection, after repairing a missing or damaged store."""
+        try:
+            return self._open()
+        except sqlite3.DatabaseError as exc:
+            if classify(exc) not in ("missing", "damaged"):
+                raise store_error(self.path, exc) from None
+        self._recover()
+        try:
+            return self._open()
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc) from None
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """work(connection) on a fresh connection; a store found missing or damaged midway is
+        rebuilt and the work done once more; other SQLite failures become StoreErrors."""
+        for attempt in (1, 2):
+            db = self._checked()
+            try:
+                return work(db)
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or classify(exc) not in ("missing", "damaged"):
+                    raise store_error(self.path, exc) from None
+            finally:
+                db.close()
+            self._recover()
+        raise AssertionError("not reached")
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A fresh connection (autocommit, rows as sqlite3.Row), closed on exit; the store is
+        repaired first when missing or damaged; SQLite failures inside become StoreErrors."""
+        db = self._checked()
+        try:
             yield db
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc) from None
         finally:
             db.close()
 
+    def generation(self) -> tuple[int, int] | None:
+        """(device, inode) of the database file: it changes when the store is recreated."""
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def take_notices(self) -> list[str]:
+        """Notices about repairs of this store (by any process) not shown yet, oldest first; they
+        count as shown once returned."""
+        def work(db):
+            rows = db.execute("SELECT id, text FROM notices WHERE shown=0 ORDER BY id").fetchall()
+            if rows:
+                db.execute(f"UPDATE notices SET shown=1 WHERE id IN ({','.join('?' * len(rows))})",
+                           [row["id"] for row in rows])
+            return [row["text"] for row in rows]
+        shown = self._run(work)
+        self.notices.clear()
+        return shown
+
+    # -- runs -----------------------------------------------------------------------------------
+
     def create(self, *, task: str, argv: list[str], env: dict[str, str], field_values: dict,
-               cwd: str, runs_dir: Path, engine: str = "local", gpus: str | None = None,
+               cwd: str, runs_dir: Path | None = None, engine: str = "local", gpus: str | None = None,
                engine_options: dict | None = None) -> RunRecord:
-        """Record a new queued run and make its folder <runs_dir>/<id> (log: output.log there)."""
-        with self.connect() as db:
-            cur = db.execute(
-                "INSERT INTO runs (task, engine, argv, env, field_values, gpus, cwd, created_at,"
-                " engine_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task, engine, json.dumps(argv), json.dumps(env), json.dumps(field_values),
-                 gpus, cwd, time.time(), json.dumps(engine_options or {})),
-            )
-            run_id = cur.lastrowid
-            run_dir = Path(runs_dir) / str(run_id)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            db.execute("UPDATE runs SET log_path=? WHERE id=?", (str(run_dir / "output.log"), run_id))
-        return self.get(run_id)
+        """Record a new queued run and make its folder <runs_dir>/<id> (log: output.log there,
+        run.json). An id whose folder already exists is never used: the sequence moves past the
+        highest folder instead. StoreFull when the disk is full."""
+        runs_dir = Path(runs_dir or self.runs_dir)
+
+        def work(db):
+            for _ in range(3):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    run_id = db.execute(
+                        "INSERT INTO runs (task, engine, argv, env, field_values, gpus, cwd, created_at,"
+                        " engine_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (task, engine, json.dumps(argv), json.dumps(env), json.dumps(field_values),
+                         gpus, cwd, time.time(), json.dumps(engine_options or {}))).lastrowid
+                    run_dir = runs_dir / str(run_id)
+                    run_dir.mkdir(parents=True, exist_ok=False)
+                    db.execute("UPDATE runs SET log_path=? WHERE id=?", (str(run_dir / folders.LOG_NAME), run_id))
+                    db.execute("COMMIT")
+                    return run_id
+                except FileExistsError:  # a folder the store does not know: never reuse it
+                    _rollback(db)
+                    recovery.reserve_ids(db, "runs", folders.highest_id(runs_dir))
+                except OSError as exc:
+                    _rollback(db)
+                    raise StoreFull(f"cannot create the run folder {runs_dir}: {exc.strerror or exc}") from None
+                except BaseException:
+                    _rollback(db)
+                    raise
+            raise StoreError(f"no free run id in {runs_dir}")
+
+        run = self.get(self._run(work))
+        self.mirror(run)
+        return run
 
     def get(self, run_id: int | str) -> RunRecord:
         """The record of run `run_id` (an int or its text); RunNotFound otherwise."""
@@ -172,65 +196,93 @@ class RunStore:
             key = int(run_id)
         except (TypeError, ValueError):
             raise RunNotFound(run_id) from None
-        with self.connect() as db:
-            row = db.execute("SELECT * FROM runs WHERE id=?", (key,)).fetchone()
+        row = self._run(lambda db: db.execute("SELECT * FROM runs WHERE id=?", (key,)).fetchone())
         if row is None:
             raise RunNotFound(run_id)
-        return _record(row)
+        return row_record(row)
 
     def list(self, limit: int | None = None) -> list[RunRecord]:
         """Runs, newest first, at most `limit` (None: all)."""
         query = "SELECT * FROM runs ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
-        with self.connect() as db:
-            return [_record(row) for row in db.execute(query)]
+        return [row_record(row) for row in self._run(lambda db: db.execute(query).fetchall())]
 
     def active(self) -> list[RunRecord]:
         """The queued and running runs."""
-        with self.connect() as db:
-            rows = db.execute(
-                f"SELECT * FROM runs WHERE status IN ({','.join('?' * len(ACTIVE))})", ACTIVE)
-            return [_record(row) for row in rows]
+        query = f"SELECT * FROM runs WHERE status IN ({','.join('?' * len(ACTIVE))})"
+        return [row_record(row) for row in self._run(lambda db: db.execute(query, ACTIVE).fetchall())]
 
-    def update(self, run_id: int, **values) -> None:
-        """Set columns of a run (JSON columns serialized); no check of its status."""
-        for key in _JSON_COLUMNS:
+    def update(self, run_id: int, **values) -> bool:
+        """Set columns of a run (JSON columns serialized; no check of its status) and mirror the
+        record to its run.json; False when the store has no such run (it was rebuilt without it)."""
+        for key in JSON_COLUMNS:
             if key in values:
                 values[key] = json.dumps(values[key])
         columns = ", ".join(f"{key}=?" for key in values)
-        with self.connect() as db:
-            db.execute(f"UPDATE runs SET {columns} WHERE id=?", (*values.values(), run_id))
+        changed = self._run(lambda db: db.execute(
+            f"UPDATE runs SET {columns} WHERE id=?", (*values.values(), run_id)).rowcount)
+        if changed:
+            self.mirror(self.get(run_id))
+        return bool(changed)
 
     def finish(self, run_id: int, status: str, **values) -> bool:
         """Move an active run to a final status; False if it had already finished (first writer wins)."""
         assert status in FINISHED, status
-        for key in _JSON_COLUMNS:
+        for key in JSON_COLUMNS:
             if key in values:
                 values[key] = json.dumps(values[key])
         values.setdefault("ended_at", time.time())
         columns = ", ".join(f"{key}=?" for key in ("status", *values))
-        with self.connect() as db:
-            cur = db.execute(
-                f"UPDATE runs SET {columns} WHERE id=? AND status IN ('queued', 'running')",
-                (status, *values.values(), run_id))
-            return cur.rowcount == 1
+        done = self._run(lambda db: db.execute(
+            f"UPDATE runs SET {columns} WHERE id=? AND status IN ('queued', 'running')",
+            (status, *values.values(), run_id)).rowcount == 1)
+        if done:
+            self.mirror(self.get(run_id))
+        return done
+
+    def restore(self, record: RunRecord, points: dict[float, dict]) -> None:
+        """Put a run back with its id, as `record` and its chart points say (a supervisor whose
+        store was rebuilt without its run records into the new store)."""
+        row = record_row(record.__dict__)
+
+        def work(db):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                       [row[key] for key in COLUMNS])
+            db.executemany("INSERT OR REPLACE INTO run_points (run_id, epoch, data) VALUES (?, ?, ?)",
+                           [(record.id, epoch, json.dumps(data)) for epoch, data in points.items()])
+            recovery.reserve_ids(db, "runs", record.id)
+            db.execute("COMMIT")
+        self._run(work)
+        self.mirror(record)
+
+    def mirror(self, run: RunRecord) -> bool:
+        """Write the run's record to its folder's run.json (what a rebuild reads); False when the
+        disk refused."""
+        return folders.write_record(run.run_dir, dict(run.__dict__)) if run.log_path else False
 
     def request_cancel(self, run_id: int) -> None:
         """Flag the run for cancelling: its supervisor or follower acts on it."""
         self.update(run_id, cancel_requested=1)
 
-    def save_progress(self, run_id: int, latest: dict, points: dict[float, dict]) -> None:
-        """Latest progress record plus one chart point per epoch (bounded by epochs, not lines)."""
-        with self.connect() as db:
+    def save_progress(self, run_id: int, latest: dict, points: dict[float, dict]) -> bool:
+        """Latest progress record plus one chart point per epoch (bounded by epochs, not lines);
+        False when the store has no such run."""
+        def work(db):
             db.execute("BEGIN")
-            db.execute("UPDATE runs SET progress=? WHERE id=?", (json.dumps(latest), run_id))
-            db.executemany(
-                "INSERT OR REPLACE INTO run_points (run_id, epoch, data) VALUES (?, ?, ?)",
-                [(run_id, epoch, json.dumps(data)) for epoch, data in points.items()])
-            db.execute("COMMIT")
+            try:
+                found = db.execute("UPDATE runs SET progress=? WHERE id=?", (json.dumps(latest), run_id)).rowcount
+                db.executemany(
+                    "INSERT OR REPLACE INTO run_points (run_id, epoch, data) VALUES (?, ?, ?)",
+                    [(run_id, epoch, json.dumps(data)) for epoch, data in points.items()] if found else [])
+                db.execute("COMMIT")
+            except BaseException:
+                _rollback(db)
+                raise
+            return bool(found)
+        return self._run(work)
 
     def points(self, run_id: int) -> list[dict]:
         """The run's chart points, one merged progress object per epoch, by epoch."""
-        with self.connect() as db:
-            rows = db.execute(
-                "SELECT data FROM run_points WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
+        rows = self._run(lambda db: db.execute(
+            "SELECT data FROM run_points WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall())
         return [json.loads(row["data"]) for row in rows]

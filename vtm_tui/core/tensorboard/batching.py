@@ -53,6 +53,7 @@ class Batching:
         """Send into `run` from now on; the slots its tags hold stay reserved until the files they
         cover move past them (a batch in flight when an earlier import died may have landed)."""
         self.run = run
+        self._last_commit = time.monotonic()
         self.files: list[EventFile] = []
         self.slots_used: dict[int, tuple[str, Position]] = {}
         self.old_ranges: dict[str, list[tuple[Position, Position]]] = {}

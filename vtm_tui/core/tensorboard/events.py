@@ -23,6 +23,7 @@ MAX_KEY_LENGTH = 250          # MLflow's limit on metric and param keys
 MAX_PARAM_VALUE_LENGTH = 6000
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
+LEGACY_KINDS = {"image": "images", "histo": "histograms", "audio": "audio", "tensor": "tensors"}  # TF1 fields
 _unpack_double = struct.Struct("<d").unpack_from
 _unpack_float = struct.Struct("<f").unpack_from
 
@@ -128,6 +129,8 @@ def param_value(value) -> str:
 class EventDecoder:
     """Decodes the serialized Events of one run: `decode(data)` ->
     `(wall_time, step, [(key, value), ...], params or None)`, or None for other events.
+    Values that are no scalars (images, histograms, text, ...) are counted in `left_out`,
+    (tag, plugin) -> count, the plugin as TensorBoard names it ("images", "histograms", ...).
 
     Tags come out already mapped by `key_of` (cached per tag). The common record - one
     `simple_value` per event, as torch and TF1 write them - is read straight off the wire
@@ -135,6 +138,7 @@ class EventDecoder:
 
     def __init__(self, key_of=lambda tag: tag):
         self.plugins: dict[str, str] = {}  # tag -> plugin name from the first metadata seen
+        self.left_out: dict[tuple[str, str], int] = {}  # (tag, plugin) -> values that are no scalars
         self._key_of = key_of
         self._keys: dict = {}              # tag (str or utf-8 bytes) -> key
 
@@ -225,7 +229,14 @@ class EventDecoder:
                 number = tensor_scalar(value.tensor)
                 if number is not None:
                     values.append((self.key(value.tag), number))
+                else:
+                    self._leave_out(value.tag, plugin or "tensors")
+            elif kind is not None:  # images, histograms, audio, text, PR curves, ...
+                self._leave_out(value.tag, plugin or LEGACY_KINDS.get(kind, kind))
         return event.wall_time, event.step, values, params
+
+    def _leave_out(self, tag: str, plugin: str) -> None:
+        self.left_out[tag, plugin] = self.left_out.get((tag, plugin), 0) + 1
 
 
 def hparams_of(content: bytes) -> dict[str, str] | None:

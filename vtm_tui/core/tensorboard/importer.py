@@ -31,8 +31,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Callable
 from vtm_tui.core.tensorboard.batching import MAX_BATCH_METRICS, Batching
 from vtm_tui.core.tensorboard.mlflow_calls import (
     check_reachable,
+    existing_run,
     experiment_id,
     find_run,
     first_wall_ms,
@@ -48,7 +47,7 @@ from vtm_tui.core.tensorboard.mlflow_calls import (
     retry,
     sender_for,
 )
-from vtm_tui.core.tensorboard.report import ImportReport, RunResult
+from vtm_tui.core.tensorboard.report import Change, ImportReport, RunResult
 from vtm_tui.core.tensorboard.state import (
     FILE_TAG,
     TAG_FLATTEN,
@@ -60,40 +59,14 @@ from vtm_tui.core.tensorboard.state import (
     Position,
     digest,
 )
+from vtm_tui.core.tensorboard.survey import Survey, all_imported, file_size, find_event_dirs, survey
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 MAX_BATCH_PARAMS = 100
-EVENT_FILE = re.compile(r"tfevents")
-_FILE_TIME = re.compile(r"tfevents\.(\d+(?:\.\d+)?)")
-
-
-def _file_order(name: str):
-    match = _FILE_TIME.search(name)
-    return (float(match.group(1)) if match else float("inf"), name)
-
-
-def find_event_dirs(root: Path) -> dict[str, list[Path]]:
-    """Relative directory path ('.' for root) -> its event files, in the order they were written
-    (the timestamp in the file name, then the name)."""
-    found: dict[str, list[Path]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        names = [name for name in filenames if EVENT_FILE.search(name)
-                 and os.path.isfile(os.path.join(dirpath, name))]
-        if names:
-            rel = os.path.relpath(dirpath, root)
-            found[rel] = [Path(dirpath, name) for name in sorted(names, key=_file_order)]
-    return dict(sorted(found.items()))
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
+INF = float("inf")
+INFINITY_NOTE = ("were infinite: MLflow's SQL stores keep them as the largest float, "
+                 "±1.7976931348623157e+308")
 class _Importer(Batching):
     """Reads the event files of one run after the other and hands their points to Batching."""
 
@@ -103,16 +76,36 @@ class _Importer(Batching):
         self.flatten = flatten
 
     def key_of(self, tag: str) -> str:
-        from vtm_tui.core.tensorboard.events import mlflow_key
+        key = self.keys.get(tag)
+        if key is None:  # a tag the survey did not see: a file that grew while it was read
+            from vtm_tui.core.tensorboard.keys import add_key
 
-        flatten = self.run_flatten
-        key = mlflow_key(tag, flatten)
-        if key != tag and not (flatten and key == tag.replace("/", "_")):
-            self.report.renamed[tag] = key
+            key = add_key(self.keys, tag, self.run_flatten)
+            self.record_keys(self.run)
+        from vtm_tui.core.tensorboard.keys import FLATTENED, change_of
+
+        what = change_of(tag, key, self.run_flatten)
+        if what:
+            self.changed.add(key)
+            if what != FLATTENED:
+                self.report.renamed[tag] = key
         return key
 
+    def record_keys(self, run: ImportRun) -> None:
+        """Record the keys of changed tags in the run (keys.py) before their points go out."""
+        from vtm_tui.core.tensorboard.keys import keys_tags, recorded_keys
+
+        changed = {tag: key for tag, key in self.keys.items() if key != tag}
+        if changed.items() <= recorded_keys(run.tags).items():
+            return
+        tags = keys_tags({**recorded_keys(run.tags), **changed})
+        retry(self.sender.send, run.id, tags=list(tags.items()))
+        run.tags.update(tags)
+
     # -- one run
-    def import_run(self, run: ImportRun, rel: str, paths: list[Path]) -> None:
+    def import_run(self, run: ImportRun, rel: str, paths: list[Path], found: Survey | None) -> None:
+        from vtm_tui.core.tensorboard.keys import assign_keys, recorded_keys
+
         self.run = run
         self.run_flatten = self.flatten
         recorded = run.tags.get(TAG_FLATTEN)
@@ -122,6 +115,11 @@ class _Importer(Batching):
             self.report.notes.append(
                 f"run '{run.result.name}' was imported {'with' if self.run_flatten else 'without'} "
                 f"--flatten-tags; its new points follow that")
+        self.keys = assign_keys(found.tags if found else (), self.run_flatten, recorded_keys(run.tags))
+        self.changed: set[str] = set()
+        self.counts: dict[str, int] = {}
+        self.infinite: dict[str, int] = {}
+        self.record_keys(run)
         self.begin_run(run)
         from vtm_tui.core.tensorboard.events import EventDecoder
 
@@ -134,7 +132,26 @@ class _Importer(Batching):
         finally:
             self.drain()
             self.commit()
+        self.count_changes(run, decoder)
         self.progress(force=True)
+
+    def count_changes(self, run: ImportRun, decoder) -> None:
+        """The report's changes for what this import read of the run: changed keys, infinities,
+        values that are no scalars."""
+        from vtm_tui.core.tensorboard.events import mlflow_key
+        from vtm_tui.core.tensorboard.keys import DISTINCT, change_of
+
+        name = run.result.name
+        tag_of = {key: tag for tag, key in self.keys.items()}
+        for tag, key in sorted(self.keys.items()):
+            what = change_of(tag, key, self.run_flatten)
+            if what and self.counts.get(key):
+                instead = mlflow_key(tag, self.run_flatten) if what == DISTINCT else ""
+                self.report.changes.append(Change(name, tag, what, key, self.counts[key], instead))
+        for key, count in sorted(self.infinite.items()):
+            self.report.changes.append(Change(name, tag_of.get(key, key), "infinity", INFINITY_NOTE, count))
+        for (tag, plugin), count in sorted(decoder.left_out.items()):
+            self.report.changes.append(Change(name, tag, "not a scalar", plugin, count))
 
     def import_file(self, run: ImportRun, decoder, path: Path) -> None:
         from vtm_tui.core.tensorboard.tfrecord import first_record, read_records
@@ -178,6 +195,7 @@ class _Importer(Batching):
         count = 0
         check = self.cancel is not None
         max_batch = MAX_BATCH_METRICS
+        changed, counts = self.changed, self.counts
         try:
             for start, end, data, damage in read_records(path, base_offset):
                 count += 1
@@ -219,6 +237,10 @@ class _Importer(Batching):
                                 run.result.skipped += 1
                                 self.points_done += 1
                                 continue
+                            if key in changed:
+                                counts[key] = counts.get(key, 0) + 1
+                            if value == INF or value == -INF:
+                                self.infinite[key] = self.infinite.get(key, 0) + 1
                             batch.append((key, value, timestamp, step))
                             if len(batch) >= max_batch:
                                 self.dispatch(file, batch, batch_start, (start, index + 1))
@@ -243,9 +265,13 @@ class _Importer(Batching):
         new = []
         for name, value in params.items():
             key = mlflow_key(name)
-            value = value[:MAX_PARAM_VALUE_LENGTH]
+            if len(value) > MAX_PARAM_VALUE_LENGTH:
+                self.report.changes.append(Change(run.result.name, name, "param cut", (
+                    f"cut to the {MAX_PARAM_VALUE_LENGTH} characters MLflow keeps (it had {len(value)})"), 1))
+                value = value[:MAX_PARAM_VALUE_LENGTH]
             if key != name:
                 self.report.renamed[name] = key
+                self.report.changes.append(Change(run.result.name, name, "renamed", key, 1))
             if key in run.params:
                 if run.params[key] != value:
                     self.problem(path, offset, f"hparam {name!r} is {value!r} here but MLflow already "
@@ -270,6 +296,22 @@ class _Importer(Batching):
     def _terminate(self, run_id: str, status: str, end_ms: int | None) -> None:
         with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "View run" links there
             retry(self.client.set_terminated, run_id, status, end_time=end_ms)
+
+
+def _plan(client, report: ImportReport, root: Path, dirs: dict[str, list[Path]]) -> list[tuple]:
+    """(rel, paths, the run an earlier import made or None, Survey or None) per folder to import:
+    folders without a run and with nothing to import (no scalars, no hparams) are reported in
+    the changes and left out; a folder whose files were all imported already is not surveyed."""
+    plans = []
+    for rel, paths in dirs.items():
+        existing = existing_run(client, report.experiment_id, rel, (root / rel).resolve())
+        found = None if existing is not None and all_imported(existing.tags, paths) else survey(paths)
+        if existing is None and not found.importable:
+            report.changes.append(Change(rel, rel, "no scalars", found.describe_left_out(),
+                                         sum(found.left_out.values())))
+            continue
+        plans.append((rel, paths, existing, found))
+    return plans
 
 
 def import_tensorboard(log_dir, tracking_uri: str | None = None,
@@ -310,10 +352,11 @@ def import_tensorboard(log_dir, tracking_uri: str | None = None,
     sender, default_workers = sender_for(client, tracking_uri)
     importer = _Importer(client, sender, max(1, workers or default_workers), report, flatten_tags,
                          on_progress, cancel)
-    importer.bytes_total = sum(_size(p) for paths in dirs.values() for p in paths)
+    importer.bytes_total = sum(file_size(p) for paths in dirs.values() for p in paths)
     try:
         report.experiment_id = experiment_id(client, experiment_name)
-        several = len(dirs) > 1
+        plans = _plan(client, report, root, dirs)
+        several = len(plans) > 1
         firsts = {rel: first_wall_ms(paths[0]) for rel, paths in dirs.items()}
         parent = None
         if several:
@@ -332,15 +375,15 @@ def import_tensorboard(log_dir, tracking_uri: str | None = None,
                 parent = ImportRun(RunResult(found.info.run_name, found.info.run_id, str(root), False),
                                    {}, {}, found.info.status, found.info.end_time)
             report.parent_run_id = parent.id
-        for rel, paths in dirs.items():
+        for rel, paths, existing, found in plans:
             if importer.cancelled():
                 break
             default_name = rel if rel != "." else root.name
             name = default_name if several else (run_name or default_name)
             run = open_run(client, report.experiment_id, name, (root / rel).resolve(), rel,
-                           parent.id if parent else None, firsts[rel], flatten_tags)
+                           parent.id if parent else None, firsts[rel], flatten_tags, existing)
             report.runs.append(run.result)
-            importer.import_run(run, rel, paths)
+            importer.import_run(run, rel, paths, found)
             importer.finish_run(run)
             if parent is not None:
                 parent.max_wall_ms = max(parent.max_wall_ms, run.max_wall_ms)

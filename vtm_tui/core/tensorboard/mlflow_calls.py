@@ -164,16 +164,25 @@ def first_wall_ms(path: Path) -> int | None:
         return None
 
 
+def existing_run(client, experiment_id: str, name: str, source: Path) -> ImportRun | None:
+    """The run an earlier import made for the event directory `source` (found by its source-id
+    tag), with all its tags and params; None when there is none."""
+    found = find_run(client, experiment_id, TAG_SOURCE_ID, digest(source)[:24])
+    if found is None:
+        return None
+    run = retry(client.get_run, found.info.run_id)  # search results may omit tags: fetch all
+    result = RunResult(run.info.run_name or name, run.info.run_id, str(source), created=False)
+    return ImportRun(result, dict(run.data.tags), dict(run.data.params), run.info.status, run.info.end_time)
+
+
 def open_run(client, experiment_id: str, name: str, source: Path, rel: str,
-             parent_id: str | None, start_ms: int | None, flatten: bool) -> ImportRun:
-    """The run that holds the event directory `source`: found by its source-id tag (resume), else
+             parent_id: str | None, start_ms: int | None, flatten: bool,
+             existing: ImportRun | None = None) -> ImportRun:
+    """The run that holds the event directory `source`: `existing` (existing_run's answer), else
     created (named, nested under parent_id, started at start_ms, tagged with its source)."""
+    if existing is not None:
+        return existing
     source_id = digest(source)[:24]
-    found = find_run(client, experiment_id, TAG_SOURCE_ID, source_id)
-    if found is not None:
-        run = retry(client.get_run, found.info.run_id)  # search results may omit tags: fetch all
-        result = RunResult(run.info.run_name or name, run.info.run_id, str(source), created=False)
-        return ImportRun(result, dict(run.data.tags), dict(run.data.params), run.info.status, run.info.end_time)
     tags = {TAG_SOURCE: str(source), TAG_SOURCE_ID: source_id, "vtm.tb_import.relpath": rel,
             TAG_FLATTEN: "true" if flatten else "false",
             "mlflow.source.name": "vtm import-tb", "mlflow.source.type": "LOCAL"}

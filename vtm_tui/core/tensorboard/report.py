@@ -1,5 +1,6 @@
 """What a TensorBoard import did: the report (runs, points sent and skipped, params, problems,
-renamed tags), as dataclasses, JSON and the summary lines every face prints."""
+what it changed or left out per tag), as dataclasses, JSON and the summary lines every face
+prints."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,39 @@ class Problem:
 
 
 @dataclass
+class Change:
+    """Something the import changed or left out, counted: in run `run` (its name; for a folder
+    left out, the folder), of `subject` (a TensorBoard tag, an hparam name or the folder),
+    `what` happened (see WHAT), what it `became` (a key, a plugin, a note), and how many points
+    (or values) it concerns; `instead_of`, for a tag made distinct, the key another tag has.
+    Counted for what this import read: points an earlier import took are not counted again."""
+    run: str
+    subject: str
+    what: str
+    became: str
+    points: int = 0
+    instead_of: str = ""  # made distinct: the key that another tag has
+
+    WHAT = ("flattened", "renamed", "made distinct", "infinity", "not a scalar", "param cut", "no scalars")
+
+    def __str__(self) -> str:
+        count = f"{self.points:,} point{'s' if self.points != 1 else ''}"
+        if self.what == "no scalars":
+            return f"folder '{self.subject}': no scalars ({self.became}): no MLflow run made for it"
+        where = f"run '{self.run}': "
+        if self.what in ("flattened", "renamed"):
+            return f"{where}tag '{self.subject}' {self.what} to '{self.became}' ({count})"
+        if self.what == "made distinct":
+            return (f"{where}tag '{self.subject}' made distinct as '{self.became}' ({count}): "
+                    f"'{self.instead_of}' is another tag's key")
+        if self.what == "infinity":
+            return f"{where}tag '{self.subject}': {count} {self.became}"
+        if self.what == "not a scalar":
+            return f"{where}tag '{self.subject}' left out: {count} of {self.became}, not scalars"
+        return f"{where}param '{self.subject}' {self.became}"
+
+
+@dataclass
 class RunResult:
     """One MLflow run of an import: its name, id, the event directory, whether it was created,
     and counts: event files, points sent, points already there (skipped), params logged."""
@@ -35,7 +69,9 @@ class RunResult:
 @dataclass
 class ImportReport:
     """What an import did: where from and to, the runs, counts of points sent and skipped and
-    params logged, problems, renamed tags (TensorBoard tag -> MLflow key), notes, whether it was
+    params logged, problems, renamed tags (TensorBoard tag -> MLflow key, characters MLflow
+    refuses), every change per tag (changes: flattened, renamed, made distinct, infinities
+    clamped, non-scalars left out, params cut, folders without scalars), notes, whether it was
     cancelled, seconds elapsed."""
     log_dir: str
     tracking_uri: str
@@ -48,6 +84,7 @@ class ImportReport:
     params_logged: int = 0
     problems: list[Problem] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # TensorBoard tag -> MLflow key
+    changes: list[Change] = field(default_factory=list)  # per tag: renamed, distinct, clamped, left out
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
     elapsed: float = 0.0
@@ -89,8 +126,7 @@ def format_report(report: ImportReport) -> list[str]:
     for run in report.runs:
         lines.append(f"  run '{run.name}' ({run.run_id}): {run.points:,} points, {run.params} params"
                      + (" [new]" if run.created else ""))
-    for tag, key in sorted(report.renamed.items()):
-        lines.append(f"  tag {tag!r} imported as {key!r}")
+    lines += [f"  {change}" for change in report.changes]
     lines += [f"  note: {note}" for note in report.notes]
     return lines
 

@@ -1,8 +1,11 @@
 """Start, reuse, stop and check the embedded MLflow tracking server.
 
-The server runs detached (it outlives vtm); `server.json` in VTM_HOME/mlflow records its PID,
-port and backend, which is how vtm tells its own server from a stranger on the same port.
-vtm never stops a process it did not start.
+The server runs detached (it outlives vtm); `server.json` in VTM_HOME/mlflow records its PID
+(the leader of its own process group and session), port, backend and a random marker handed
+to it in its environment (`VTM_MLFLOW_SERVER_ID`). That is how vtm tells its own server from
+a stranger on the same port, and how it still knows the server's uvicorn workers as its own
+after the recorded PID was killed: `status`, `down` and `up` stop such orphans. vtm never stops
+a process it did not start, and never forgets a server it did not stop.
 """
 from __future__ import annotations
 
@@ -13,17 +16,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vtm_tui.core import procs
+from vtm_tui.core import procs, proctable
 from vtm_tui.core.formatting import redact_url
-from vtm_tui.errors import UserError
-from vtm_tui.settings import Settings
+from vtm_tui.errors import OperationFailed, UserError
+from vtm_tui.settings import SERVER_MARKER_VARIABLE, Settings
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 180.0
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when stopping the server
 JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
@@ -75,6 +80,49 @@ def _our_server(settings: Settings) -> dict | None:
     return None
 
 
+def server_processes(state: dict) -> set[int]:
+    """The live processes of the recorded server: those started with its marker in their
+    environment (records written before markers: the members of its process group that started
+    no earlier than its leader)."""
+    table = proctable.snapshot()
+    if state.get("marker"):
+        return proctable.marked(SERVER_MARKER_VARIABLE, state["marker"], table)
+    since = state.get("start_ticks")
+    return {pid for pid in proctable.group_members(state["pid"], table)
+            if since is None or table[pid].start_ticks >= since}
+
+
+@dataclass
+class Stopped:
+    """What stopping vtm's server did: stopped (something of vtm's server was running and is
+    gone now), orphans (PIDs of its processes found running without the recorded leader)."""
+    stopped: bool
+    orphans: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the user."""
+        if self.orphans:
+            return (f"stopped {len(self.orphans)} orphaned process(es) of vtm's MLflow tracking server "
+                    f"(its main process had died): pids {', '.join(map(str, self.orphans))}")
+        return "MLflow tracking server stopped" if self.stopped else "vtm's MLflow tracking server was not running"
+
+
+def _stop_orphans(settings: Settings, state: dict | None) -> Stopped:
+    """With the server lock held and the recorded leader dead: stop what is left of the recorded
+    server (uvicorn workers keep serving after a `kill -9` of the leader); forget the record once
+    nothing of it runs. OperationFailed, record kept, when some process would not end."""
+    if state is None:
+        return Stopped(False)
+    orphans = sorted(server_processes(state))
+    left = proctable.end(orphans, STOP_GRACE) if orphans else []
+    if left:
+        raise OperationFailed(
+            f"could not stop the orphaned processes of vtm's MLflow server: "
+            f"{', '.join(proctable.describe(pid) for pid in left)}; {_state_path(settings)} is kept")
+    _state_path(settings).unlink(missing_ok=True)
+    return Stopped(bool(orphans), orphans)
+
+
 def port_open(port: int, host: str = HOST) -> bool:
     """True when something accepts TCP connections on host:port (0.5 s)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -106,12 +154,20 @@ def status(settings: Settings) -> ServerStatus:
         uri = f"http://{HOST}:{ours['port']}"
         return ServerStatus("up" if healthy(uri) else "starting", uri, ours["pid"], ours["port"],
                             ours.get("backend_store_uri"), managed=True)
+    message = ""
+    state = _read_state(settings)
+    if state and server_processes(state):
+        with _lock(settings):
+            if _our_server(settings) is None:  # `up` may have started a new one meanwhile
+                message = _stop_orphans(settings, _read_state(settings)).summary()
+        if _our_server(settings):
+            return status(settings)
     port = settings.mlflow_port
     uri = f"http://{HOST}:{port}"
     if port_open(port):
-        return ServerStatus("down", uri, port=port,
-                            message=f"port {port} is used by another program, not vtm's server")
-    return ServerStatus("down", uri, port=port)
+        return ServerStatus("down", uri, port=port, message="; ".join(
+            filter(None, [message, f"port {port} is used by another program, not vtm's server"])))
+    return ServerStatus("down", uri, port=port, message=message)
 
 
 @contextmanager
@@ -168,6 +224,7 @@ def up(settings: Settings, port: int | None = None, backend_store_uri: str | Non
             return status(settings)
         port = port or settings.mlflow_port
         backend = backend_store_uri or default_backend(settings)
+        _stop_orphans(settings, _read_state(settings))  # they may still hold the port
         if port_open(port):
             raise PortInUse(
                 f"port {port} on {HOST} is in use by another program, not vtm's MLflow server; "
@@ -178,22 +235,43 @@ def up(settings: Settings, port: int | None = None, backend_store_uri: str | Non
         argv = [sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port),
                 "--backend-store-uri", backend, "--artifacts-destination", str(artifacts.resolve()),
                 "--workers", str(settings.mlflow_workers)]
+        marker = uuid.uuid4().hex
+        env = {**server_environment(settings), SERVER_MARKER_VARIABLE: marker}
         pid = procs.spawn_detached(argv, log_path=settings.mlflow_dir / "server.log",
-                                   cwd=settings.mlflow_dir, env=server_environment(settings))
-        _state_path(settings).write_text(json.dumps(
-            {"pid": pid, "port": port, "backend_store_uri": backend, "started_at": time.time()}))
+                                   cwd=settings.mlflow_dir, env=env)
+        leader = proctable.read_stat(pid)
+        try:
+            _write_state(settings, {"pid": pid, "port": port, "backend_store_uri": backend, "started_at": time.time(),
+                                    "marker": marker, "start_ticks": leader.start_ticks if leader else None})
+        except OSError:  # e.g. a full disk: never leave a server running that vtm has no record of
+            procs.terminate(pid, "mlflow", grace=STOP_GRACE)
+            proctable.end(proctable.marked(SERVER_MARKER_VARIABLE, marker), STOP_GRACE)
+            raise
         _wait_healthy(settings, pid, port, timeout)
     return status(settings)
 
 
-def down(settings: Settings) -> bool:
-    """Stop vtm's own server; False if none was running. Never touches other processes."""
+def _write_state(settings: Settings, state: dict) -> None:
+    path = _state_path(settings)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.replace(path)  # never a half-written record
+
+
+def down(settings: Settings) -> Stopped:
+    """Stop vtm's own server: its whole process group and every process started with its marker
+    (orphaned workers too). Never touches other processes; the record is deleted only once
+    nothing of the server runs (OperationFailed, record kept, when something would not end)."""
     with _lock(settings):
         ours = _our_server(settings)
         if not ours:
-            _state_path(settings).unlink(missing_ok=True)
-            return False
-        stopped = procs.terminate(ours["pid"], "mlflow")
-        if stopped:
-            _state_path(settings).unlink(missing_ok=True)
-        return stopped
+            return _stop_orphans(settings, _read_state(settings))
+        members = server_processes(ours)
+        procs.terminate(ours["pid"], "mlflow", grace=STOP_GRACE)
+        left = proctable.end(members, STOP_GRACE)
+        if left or _our_server(settings):
+            raise OperationFailed(
+                f"could not stop vtm's MLflow server: {', '.join(proctable.describe(pid) for pid in left)} "
+                f"still running; {_state_path(settings)} is kept")
+        _state_path(settings).unlink(missing_ok=True)
+        return Stopped(True)

@@ -1,2 +1,2 @@
 """Widgets more than one tab (or screen) uses: the live table, log views, one-line text, path
-completion, the status header."""
+completion, the status header, the footer."""

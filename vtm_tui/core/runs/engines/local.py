@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vtm_tui.core import procs
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.core.runs.supervisor import MARKER
+from vtm_tui.core.runs.supervisor import MARKER, RESERVE_NAME
 
 QUEUED_TIMEOUT = 30.0  # a run with no live supervisor after this long was never started
 
@@ -56,3 +56,4 @@ class LocalEngine:
         if current.supervisor_pid is None and time.time() - current.created_at < QUEUED_TIMEOUT:
             return
         store.finish(run.id, "lost", message="its supervisor process vanished (killed or machine restarted)")
+        (current.run_dir / RESERVE_NAME).unlink(missing_ok=True)  # the space it held for its last writes

@@ -5,6 +5,10 @@ exported and the job's output going to the run's log file (on a shared filesyste
 cluster). A detached follower process (`python -m vtm_tui.core.runs.engines.slurm DB RUN_ID`) polls
 `scontrol show job`, tails the log with the local supervisor's parser, and records job state,
 node, progress, status and exit code. Cancel is `scancel`, for pending and running jobs alike.
+
+scontrol forgets a finished job MinJobAge seconds after it ends (slurm.conf; 300 by default), so
+a follower that was gone longer (a restarted login node) asks Slurm's accounting (`sacct`, from
+slurmdbd) for the job's state and exit code; a run is `lost` only when neither knows its job.
 """
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from pathlib import Path
 
 from vtm_tui.core import procs
 from vtm_tui.core.runs.outcome import finish_run
+from vtm_tui.core.runs.run_output import ProgressTracker
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.core.runs.supervisor import ProgressTracker
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
@@ -66,6 +70,25 @@ def job_info(job_id: str, env: dict | None = None) -> dict[str, str] | None:
         if sep:
             info.setdefault(key, value)
     return info
+
+
+def accounting_info(job_id: str, env: dict | None = None) -> dict[str, str] | None:
+    """What Slurm's accounting knows of a job (`sacct -j ID -X -n -P -o JobID,State,ExitCode,
+    NodeList`: the allocation's line, `|`-separated), in job_info's keys: JobState (the first
+    word: `CANCELLED by 0` -> CANCELLED), ExitCode (CODE:SIGNAL) and NodeList. None when sacct
+    does not know the job, or there is no accounting (sacct missing, failing or not answering)."""
+    try:
+        result = _slurm(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "JobID,State,ExitCode,NodeList"], env)
+    except UserError:
+        return None
+    if result.returncode != 0:
+        return None
+    for line in result.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) >= 4 and fields[0] == job_id and fields[1]:
+            return {"JobId": job_id, "JobState": fields[1].split()[0], "ExitCode": fields[2],
+                    "NodeList": fields[3]}
+    return None
 
 
 def exit_code_of(info: dict[str, str]) -> int | None:
@@ -127,16 +150,16 @@ class SlurmEngine:
 
 
 def follow(store: RunStore, run_id: int) -> None:
-    """Follow run `run_id`'s Slurm job until it ends: poll `scontrol show job` every second, tail
-    the log into the run's progress, record job state and node, then finish the run (lost when
-    Slurm forgets the job for 30 s)."""
+    """Follow run `run_id`'s Slurm job until it ends: poll `scontrol show job` (else `sacct`) every
+    second, tail the log into the run's progress, record job state and node, then finish the run
+    (lost when neither knows the job for 30 s)."""
     run = store.get(run_id)
     env = procs.child_environ(run.env)
     tracker = ProgressTracker(store, run_id, run.progress)
     offset, missing_since, info = 0, None, None
     last = (run.job_state, run.node)
     while True:
-        info = job_info(run.job_id, env)
+        info = job_info(run.job_id, env) or accounting_info(run.job_id, env)  # past MinJobAge: sacct
         if info is not None:
             missing_since = None
             state = info.get("JobState", "UNKNOWN")
@@ -158,7 +181,8 @@ def follow(store: RunStore, run_id: int) -> None:
             break
         if missing_since is not None and time.monotonic() - missing_since > VANISHED_AFTER:
             tracker.flush(force=True)
-            store.finish(run_id, "lost", message=f"Slurm no longer knows job {run.job_id}")
+            store.finish(run_id, "lost", message=f"Slurm no longer knows job {run.job_id} "
+                                                 "(neither scontrol nor sacct has it)")
             return
         time.sleep(POLL_INTERVAL)
     time.sleep(POLL_INTERVAL)  # let the last output reach the shared filesystem

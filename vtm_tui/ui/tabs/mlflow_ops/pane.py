@@ -276,7 +276,8 @@ class MlflowOpsPane(VtmPane):
         self._update_chart()
 
     def _update_runs_info(self) -> None:
-        self._runs_info(runs_summary(len(self.runs), RUNS_LIMIT, self.sort, self.runs_filter, len(self.table.marked)))
+        self._runs_info(runs_summary(len(self.runs), RUNS_LIMIT, self.sort, self.runs_filter, len(self.table.marked),
+                                    len(self.table.hidden_columns)))
 
     @on(Input.Submitted, "#mlops-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:

@@ -59,8 +59,9 @@ class SortKey:
         return SortKey(column, column not in ("name", "status"))
 
 
-def runs_summary(count: int, limit: int, sort: SortKey, runs_filter: str, marked: int) -> Text:
-    """The line above the table: how many runs, in which order, filtered how, how many marked."""
+def runs_summary(count: int, limit: int, sort: SortKey, runs_filter: str, marked: int, hidden: int = 0) -> Text:
+    """The line above the table: how many runs, in which order, filtered how, how many marked,
+    how many columns a wider terminal would show."""
     text = Text.assemble((f"{count} run{'s' if count != 1 else ''}", "bold"),
                          f"{' (the first ' + str(limit) + ')' if count >= limit else ''}"
                          f" · sorted by {sort.label()}")
@@ -69,6 +70,8 @@ def runs_summary(count: int, limit: int, sort: SortKey, runs_filter: str, marked
         text.append(runs_filter, "cyan")
     if marked:
         text.append(f" · {marked} marked", "bold")
+    if hidden:
+        text.append(f" · {hidden} more column{'s' if hidden != 1 else ''} when wider", "dim")
     return text
 
 
@@ -107,21 +110,18 @@ class MlflowRunsTable(LiveTable):
         self.runs, self.metrics = runs, metrics
         ids = {run.run_id for run in runs}
         self.marked = [run_id for run_id in self.marked if run_id in ids]
-        self.clear(columns=True)
-        self.add_column(" ", key="mark", width=1)
-
         def label(name: str, column: str) -> Text:
             if sort.column != column:
                 return Text(name)
             return Text.assemble(name, (" ▼" if sort.descending else " ▲", "bold"))
 
-        self.add_column(label("Run", "name"), key="name")
-        self.add_column("ID", key="id")
-        self.add_column(label("Status", "status"), key="status")
-        self.add_column(label("Started", "started"), key="started")
-        self.add_column("Duration", key="duration")
-        for key in metrics:
-            self.add_column(label(key, f"metric:{key}"), key=f"metric:{key}")
+        columns = [("mark", " "), ("name", label("Run", "name")), ("id", "ID"), ("status", label("Status", "status")),
+                   ("started", label("Started", "started")), ("duration", "Duration"),
+                   *((f"metric:{key}", label(key, f"metric:{key}")) for key in metrics)]
+        # too narrow for all: the other metrics give way first, then the ID, start, duration, status
+        priorities = {"id": 4, "started": 3, "duration": 2, "status": 1,
+                      **{f"metric:{key}": 5 for key in metrics[1:] if f"metric:{key}" != sort.column}}
+        self.set_columns(columns, priorities, widths={"mark": 1})
         self.show_rows({run.run_id: self._cells(run, now) for run in runs}, keep=current)
 
     def _cells(self, run: RunInfo, now: float) -> list:

@@ -2,7 +2,9 @@
 
 The TUI is only a viewer: a worker thread polls the run store (which the detached supervisors
 write), so runs launched from the CLI or another TUI show up here too, and running runs
-"reattach" simply by being in the store when the app opens.
+"reattach" simply by being in the store when the app opens. A store that was rebuilt (it went
+missing or was damaged) or cannot be read (a full disk) is said in one line above the table;
+the tab keeps polling, and no other tab waits for it.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from textual.widgets import DataTable, Static
 from vtm_tui.core.formatting import display_path, format_duration, format_epoch, format_number
 from vtm_tui.core.runs.progress import fraction_done
 from vtm_tui.core.runs.store import RunRecord, RunStore
+from vtm_tui.errors import error_text
 from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CloneRequested, RunLaunched
 from vtm_tui.ui.pacing import pause
@@ -46,6 +49,7 @@ COPY = Binding.Group("Copy id", compact=True)
 COLUMNS = [("id", "ID"), ("status", "Status"), ("task", "Task"), ("progress", "Progress"),
            ("epoch", "Epoch"), ("metric", "Metric"), ("duration", "Duration"),
            ("mlflow", "MLflow run"), ("where", "Where")]
+PRIORITIES = {"mlflow": 5, "where": 4, "progress": 3, "duration": 2, "epoch": 1}  # who gives way first
 
 
 def row_cells(run: RunRecord, metric: str | None, now: float) -> tuple:
@@ -86,6 +90,13 @@ class RunsPane(VtmPane):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, RunsPane.Polled)
 
+    @dataclass
+    class StoreNote(Message):
+        """What to say about the store in the tab's note line: a repair notice (kept), a failure
+        to read it (until a poll works again), or None (the failure is over)."""
+        text: str | None
+        failure: bool = False
+
     def __init__(self, settings: Settings, sources: Sources) -> None:
         super().__init__("Runs", "runs", settings, sources)
         self._runs: dict[int, RunRecord] = {}
@@ -94,15 +105,17 @@ class RunsPane(VtmPane):
         self._pending_select: int | None = None
         self.charted: tuple | None = None  # read by the poll thread: which (run, progress) the charts show
         self._wake = threading.Event()
+        self._notice: str | None = None  # the last repair notice of the store, kept on screen
 
     def compose(self) -> ComposeResult:
-        table = LiveTable(COLUMNS, id="runs-table")
+        table = LiveTable(COLUMNS, PRIORITIES, id="runs-table")
         empty = Static("No runs yet. Launch one from the Launcher tab (1), or from a shell with "
                        "`vtm launch TASK`: it shows up here.", id="runs-empty")
+        note = Static("", id="runs-note", markup=False)
         bottom = Horizontal(RunDetail(id="run-detail"), LogTail(id="run-log"), id="run-bottom")
         # Mounted just after the first frame: the tab is hidden at start, and its widgets'
         # styles would otherwise be parsed and applied before anything is on screen.
-        yield Lazy(Vertical(table, empty, bottom, id="runs-body"))
+        yield Lazy(Vertical(note, table, empty, bottom, id="runs-body"))
 
     @property
     def table(self) -> LiveTable:
@@ -140,11 +153,12 @@ class RunsPane(VtmPane):
 
     @work(thread=True, exclusive=True, group="runs-poll")
     def _poll(self) -> None:
-        store = RunStore(self.settings.runs_db)
+        store = None
         polls = 0
         while True:
             self._wake.clear()
             try:
+                store = store or RunStore(self.settings.runs_db)  # opening may repair it, or fail
                 if polls % RECONCILE_EVERY == 0:
                     runs = self.sources.list_runs(self.settings)
                 else:
@@ -157,13 +171,34 @@ class RunsPane(VtmPane):
                     key = (run.id, run.status, json.dumps(run.progress, sort_keys=True))
                     if key != self.charted:
                         points = store.points(run.id)
+                for notice in store.take_notices():
+                    self.post_message(self.StoreNote(notice))
                 self.post_message(self.Polled(runs, key, points))
-            except Exception as exc:  # e.g. a locked or damaged store: say so once, keep trying
+            except Exception as exc:  # e.g. a full disk or a locked store: say so once, keep trying
+                if self._poll_failure != error_text(exc):
+                    self.post_message(self.StoreNote(f"Cannot read the run store: {error_text(exc)}", failure=True))
                 self.report_poll_failure("Cannot read the run store", exc)
             else:
+                if self._poll_failure is not None:
+                    self.post_message(self.StoreNote(None, failure=True))
                 self.report_poll_failure("Cannot read the run store", None)
             if not pause(POLL_INTERVAL, self._wake):
                 return
+
+    def on_runs_pane_store_note(self, message: StoreNote) -> None:
+        if not message.failure and message.text:
+            self._notice = message.text
+            self.notify(message.text, title="Run store", severity="warning", markup=False)
+        text = message.text if message.failure and message.text else self._notice
+        failing = message.failure and bool(message.text)
+
+        def show() -> None:
+            note = self.query_one("#runs-note", Static)
+            note.update(text or "")
+            note.set_class(bool(text), "-shown")
+            note.set_class(failing, "-failure")
+            self.mark_ready()  # what could be read is on screen, or why not
+        self.when_built(show)
 
     async def on_runs_pane_polled(self, message: Polled) -> None:
         self._runs = {run.id: run for run in message.runs}

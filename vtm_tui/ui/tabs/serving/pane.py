@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 1.0  # seconds between server list reads (SQLite and /proc: cheap) while shown
 COLUMNS = [("id", "ID"), ("status", "Status"), ("url", "URL"), ("model", "Model"), ("up", "Up"),
            ("pid", "PID")]
+PRIORITIES = {"pid": 3, "up": 2, "model": 1}  # who gives way first when the table is too narrow
 
 
 def server_cells(record: ServerRecord, now: float) -> tuple:
@@ -104,7 +105,7 @@ class ServingPane(VtmPane):
             id="serve-bar")
         predict_card = PredictCard(self.settings, self.sources, id="predict-card")
         predict_card.border_title = "Predict"
-        body = Vertical(serve_bar, LiveTable(COLUMNS, id="servers-table"), TextLine(id="serve-status"),
+        body = Vertical(serve_bar, LiveTable(COLUMNS, PRIORITIES, id="servers-table"), TextLine(id="serve-status"),
                         predict_card, id="serving-body")
         # Mounted just after the first frame, like the Runs tab: the tab is hidden at start.
         yield Lazy(body)
