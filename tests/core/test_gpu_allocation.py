@@ -143,3 +143,29 @@ def test_requests_round_trip_through_the_store_text_and_describe_themselves():
             GpuRequest.from_text(bad)
     with pytest.raises(ValueError):
         GpuRequest()
+
+
+def test_a_store_from_before_the_queue_gets_its_columns(tmp_path):
+    import sqlite3
+
+    from vtm_tui.core.runs.gpu_queue import active_run
+    from vtm_tui.core.runs.records import SCHEMA
+    from vtm_tui.core.runs.store import RunStore
+
+    old_schema = SCHEMA.replace(",\n    gpu_request TEXT,\n    priority INTEGER NOT NULL DEFAULT 0", "")
+    assert "gpu_request" not in old_schema
+    db = sqlite3.connect(tmp_path / "runs.db")
+    db.executescript(old_schema)
+    db.execute("INSERT INTO runs (task, argv, cwd, created_at, gpus) VALUES ('old', '[]', '/', 1.0, '0')")
+    db.commit()
+    db.close()
+    store = RunStore(tmp_path / "runs.db")
+    old = store.get(1)
+    assert (old.gpu_request, old.priority, active_run(old).request) == (None, 0, None)
+    new = store.create(task="t", argv=[], env={}, field_values={}, cwd="/", gpu_request="count:2", priority=3)
+    assert (new.gpu_request, new.priority, active_run(new).request) == ("count:2", 3, GpuRequest(count=2))
+    assert store.claim_devices(new.id, (1, 0)) and store.get(new.id).gpus == "1,0"
+    assert not store.claim_devices(new.id, (1, 0))  # no longer queued: nobody claims for it twice
+    cancelled = store.create(task="t", argv=[], env={}, field_values={}, cwd="/", gpu_request="count:1")
+    store.request_cancel(cancelled.id)
+    assert not store.claim_devices(cancelled.id, (0,)) and store.get(cancelled.id).status == "queued"

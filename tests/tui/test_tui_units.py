@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from vtm_tui.core.formatting import display_path, format_duration, format_epoch, redact_url
 from vtm_tui.ui.demo.pinned_host import demo_host_state
-from vtm_tui.ui.tabs.launcher.gpu_choices import gpu_options
+from vtm_tui.ui.tabs.launcher.gpu_choices import gpu_options, launch_gpus
 from vtm_tui.ui.tailer import LogFollower
 
 
@@ -54,7 +54,11 @@ def test_formatting(tmp_path):
 def test_gpu_picker_shows_each_device_free_or_busy():
     state = demo_host_state(0, now=1_767_225_600.0)  # GPU 0 held by run 4, GPU 1 used by a notebook
     assert gpu_options(state) == [
+        ("Any 1 GPU (0 of 2 free; vtm picks, queued until free)", "any:1"),
+        ("Any 2 GPUs (0 of 2 free; vtm picks, queued until free)", "any:2"),
         ("GPU 0: NVIDIA H100 80GB HBM3 (busy: held by run 4 (classification))", "0"),
         ("GPU 1: NVIDIA H100 80GB HBM3 (busy: 12.3 GB used by other processes)", "1"),
         ("All GPUs (0,1)", "0,1"), ("CPU", "cpu")]
     assert gpu_options(None) == [("CPU", "cpu")]
+    assert [launch_gpus(value) for value in ("any:2", "0,1", "cpu", None)] == [
+        (None, 2), ("0,1", None), ("cpu", None), (None, None)]

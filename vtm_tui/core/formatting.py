@@ -69,7 +69,7 @@ def format_used(used: int | float | None, total: int | float | None) -> str:
         return "-"
     unit, size = next(((unit, size) for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3))
                        if total >= size), ("B", 1))
-    shown = "?" if used is None else f"{used / size:.1f}"
+    shown = "?" if used is None else f"{used:.0f}" if unit == "B" else f"{used / size:.1f}"
     return f"{shown}/{total / size:.1f} {unit}" if unit != "B" else f"{shown}/{total:.0f} B"
 
 

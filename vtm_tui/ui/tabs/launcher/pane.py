@@ -29,7 +29,7 @@ from vtm_tui.ui.messages import CatalogLoaded, RunLaunched
 from vtm_tui.ui.pacing import pause
 from vtm_tui.ui.sources import Sources
 from vtm_tui.ui.tabs.base import VtmPane
-from vtm_tui.ui.tabs.launcher.gpu_choices import gpu_options
+from vtm_tui.ui.tabs.launcher.gpu_choices import gpu_options, launch_gpus
 from vtm_tui.ui.tabs.launcher.task_form import FieldRow, TaskForm
 from vtm_tui.ui.widgets.text_line import TextLine
 
@@ -215,7 +215,12 @@ class LauncherPane(VtmPane):
             return
         shown = {field.name for field in self.catalog.task(run.task).form_fields()}
         self._drafts[run.task] = {k: v for k, v in run.field_values.items() if k in shown}
-        if run.gpus is not None:
+        kind, _, asked = (run.gpu_request or "").partition(":")
+        if kind == "count":  # --num-gpus N: any N again, not the devices it got
+            self._set_gpus(f"any:{asked}")
+        elif kind == "devices":
+            self._set_gpus(asked)
+        elif run.gpus is not None:
             self._set_gpus(run.gpus)
         self.form.shown_task = None  # the drafts above replace whatever the form holds
         task_list = self.query_one("#task-list", OptionList)
@@ -280,7 +285,8 @@ class LauncherPane(VtmPane):
         return "local" if value is Select.NULL else str(value)
 
     def selected_gpus(self) -> str | None:
-        """The `gpus` for launch(): None leaves CUDA_VISIBLE_DEVICES to the engine."""
+        """The GPU picker's value ('any:N', '0,2', 'cpu'; launch_gpus reads it); None leaves
+        CUDA_VISIBLE_DEVICES to the engine."""
         picker = self.query_one("#gpu-picker", Select)
         if picker.disabled:
             return None
@@ -318,7 +324,9 @@ class LauncherPane(VtmPane):
         from vtm_tui.core.runs.lifecycle import launch
 
         try:
-            run = launch(self.settings, task_type, values, gpus=gpus, catalog=catalog, engine=engine)
+            gpus, num_gpus = launch_gpus(gpus)
+            run = launch(self.settings, task_type, values, gpus=gpus, num_gpus=num_gpus, catalog=catalog,
+                         engine=engine)
         except Exception as exc:
             self.post_message(self.LaunchFailed(exc))
         else:
