@@ -7,11 +7,11 @@ of a core). Each part prints its figure against a baseline measured in the same 
   sample   one SystemSampler.sample() of a 5-process tree (CPU per call; NVML when present)
   mlflow   sending one sample to MLflow: `import mlflow` in a fresh interpreter (CPU, memory) vs
            one REST log-batch request (MetricsPoster) to a real tracking server started here
-  supervisor  the supervisor's own CPU over a run with sampling at 1 s vs sampling off
-           (VTM_SYSTEM_METRICS_INTERVAL=0), alternating, same script; added with the supervisor's
-           sampling
+  supervisor  the supervisor's own CPU over a 5-process run of --seconds s with sampling at 1 s
+           vs sampling off (VTM_SYSTEM_METRICS_INTERVAL=0), alternating, the same script; samples
+           go to the run store (a file tracking URI: no MLflow posting, see the mlflow part)
 
-Usage: python benchmarks/system_sampling.py [--parts tree,sample,mlflow,supervisor] [--extra 300]
+Usage: python benchmarks/system_sampling.py [--parts tree,sample,mlflow,supervisor] [--extra 300] [--seconds 30]
 """
 from __future__ import annotations
 
@@ -145,10 +145,61 @@ def part_mlflow() -> None:
           f"MlflowClient.log_batch {native:.2f} ms CPU; at 1 s: {rest / 10:.3f}% of a core over REST")
 
 
+RUN = """
+import json, subprocess, sys, time
+workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"]) for _ in range(4)]
+for epoch in range(1, {seconds} + 1):
+    time.sleep(1)
+    print("VTM_PROGRESS::" + json.dumps({{"epoch": epoch, "total_epochs": {seconds}}}), flush=True)
+for worker in workers:
+    worker.kill()
+"""
+
+
+def supervisor_cpu(folder: Path, interval: str, seconds: int) -> tuple[float, int]:
+    """CPU seconds (user + system) the supervisor itself used over one run, and the samples stored."""
+    import psutil
+
+    from vtm_tui.core.runs.store import RunStore
+
+    store = RunStore(folder / "runs.db")
+    env = {"VTM_SYSTEM_METRICS_INTERVAL": interval, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+           "PYTHONUNBUFFERED": "1"}
+    run = store.create(task="bench", argv=[sys.executable, "-c", RUN.format(seconds=seconds)], env=env,
+                       field_values={}, cwd=str(folder))
+    root = str(Path(__file__).resolve().parents[1])
+    sup = subprocess.Popen([sys.executable, "-m", "vtm_tui.core.runs.supervisor", str(store.path), str(run.id)],
+                           cwd=root, env={**os.environ, **env})
+    watch, used = psutil.Process(sup.pid), 0.0
+    while sup.poll() is None:
+        try:
+            times = watch.cpu_times()
+            used = times.user + times.system
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    assert store.get(run.id).status == "succeeded", store.get(run.id)
+    return used, len(store.system_samples(run.id))
+
+
+def part_supervisor(seconds: int) -> None:
+    on, off = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(2):
+            off.append(supervisor_cpu(Path(folder), "0", seconds)[0])
+            cpu, samples = supervisor_cpu(Path(folder), "1", seconds)
+            on.append(cpu)
+    cost = (min(on) - min(off)) / seconds * 100
+    print(f"[supervisor] {seconds} s run, 5 processes: supervisor CPU {min(off):.2f} s with sampling off, "
+          f"{min(on):.2f} s at 1 s ({samples} samples stored); sampling costs {cost:.2f}% of a core "
+          f"(total {min(on) / seconds * 100:.2f}% vs {min(off) / seconds * 100:.2f}%; best of 2 each)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--parts", default="tree,sample,mlflow")
+    parser.add_argument("--parts", default="tree,sample,mlflow,supervisor")
     parser.add_argument("--extra", type=int, default=300, help="idle processes to add for the tree part")
+    parser.add_argument("--seconds", type=int, default=30, help="length of each run of the supervisor part")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; children files: "
           f"{sampling._children_files()}")
@@ -159,6 +210,8 @@ def main() -> None:
             part_sample()
         elif part == "mlflow":
             part_mlflow()
+        elif part == "supervisor":
+            part_supervisor(args.seconds)
         else:
             parser.error(f"unknown part {part!r}")
 

@@ -202,3 +202,32 @@ def test_script_steps_take_both_forms_and_wait_in_the_queue(gpu_env):
     assert (both.gpu_request, one.gpu_request, both.priority) == ("devices:0,1", "count:1", 2)
     assert devices_seen(gpu_env, both.id) == "0,1" and devices_seen(gpu_env, one.id) == "0"
     assert one.started_at >= both.ended_at  # it waited in the queue for a free device
+
+
+def test_the_queue_outlives_a_killed_tui(gpu_env):
+    import pexpect
+    from fixtures.vtm import VTM_BIN
+
+    holders = [launch(gpu_env, tag, "--num-gpus", "1") for tag in ("h0", "h1")]
+    for run in holders:
+        running(gpu_env, run)
+    queued = launch(gpu_env, "q", "--num-gpus", "1")
+    environ = {**gpu_env.env, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    tui = pexpect.spawn(VTM_BIN, [], cwd=str(gpu_env.cwd), env=environ, dimensions=(24, 80), encoding="utf-8",
+                        codec_errors="replace", timeout=30)
+    try:
+        tui.expect("Launcher")
+        tui.send("h")  # the host view, reading the queue
+        tui.expect("Queue: 1 run waiting")
+        still_queued(gpu_env, queued)
+        tui.kill(signal.SIGKILL)
+        tui.close(force=True)
+        assert tui.signalstatus == signal.SIGKILL
+    finally:
+        if tui.isalive():
+            tui.terminate(force=True)
+    still_queued(gpu_env, queued)
+    release(gpu_env, "h0")
+    assert devices_seen(gpu_env, queued) == gpu_env.store.get(holders[0]).gpus
+    release(gpu_env, "q")
+    assert gpu_env.wait_finished(queued).status == "succeeded"

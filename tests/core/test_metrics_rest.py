@@ -45,3 +45,30 @@ def test_credentials_are_taken_as_mlflows_client_takes_them():
                                                 "MLFLOW_TRACKING_INSECURE_TLS": "true"})
     assert basic.headers["Authorization"] == "Basic YW5uOnB3" and basic.context.verify_mode == 0
     assert "Authorization" not in MetricsPoster("http://m.example").headers
+
+
+def test_the_supervisors_sampler_keeps_points_while_mlflow_is_down(embedded_server):
+    from mlflow import MlflowClient
+
+    from vtm_tui.core.runs.system_metrics import SystemMetrics
+
+    client = MlflowClient(embedded_server.uri)
+    run_id = client.create_run(client.create_experiment(f"sys-{time.time_ns()}")).info.run_id
+    known = {"id": None}
+    metrics = SystemMetrics(60, mlflow_run_id=lambda: known["id"], tracking_uri=f"http://127.0.0.1:{free_port()}")
+    metrics.poster.timeout = 2
+    metrics.sample_once()
+    metrics._send()  # no MLflow run yet: kept
+    known["id"] = run_id
+    metrics.sample_once()
+    metrics._send()  # the server does not answer: kept
+    assert metrics.problem is None and len(metrics.take()) == 2
+    metrics.poster = MetricsPoster(embedded_server.uri)  # it answers again
+    metrics.stop()
+    history = client.get_metric_history(run_id, "system/process_cpu_utilization_percentage")
+    assert sorted(m.step for m in history) == [0, 1]
+    metrics.poster = MetricsPoster(embedded_server.uri)
+    known["id"] = "0" * 32  # a run MLflow does not have: refused, no more tries
+    metrics.sample_once()
+    metrics._send()
+    assert "MLflow refused the run's system metrics" in metrics.problem and not metrics._pending

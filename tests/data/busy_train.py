@@ -18,11 +18,19 @@ parser.add_argument("--busy", action="store_true",
                          " does keep a core busy on a loaded machine)")
 parser.add_argument("--until_file", default="", help="run until this file exists (then finish the epoch)")
 parser.add_argument("--tag", default="")
+parser.add_argument("--mlflow", action="store_true", help="open an MLflow run (as a training script does)")
 args = parser.parse_args()
 
 print(f"starting {args.tag} pid={os.getpid()}", flush=True)
 print("CUDA_VISIBLE_DEVICES=" + os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"), flush=True)
 print("CUDA_DEVICE_ORDER=" + os.environ.get("CUDA_DEVICE_ORDER", "<unset>"), flush=True)
+
+if args.mlflow:
+    import mlflow
+
+    mlflow.set_experiment("vtm-gpu-box-tests")
+    run = mlflow.start_run()
+    print("VTM_RUN_META::" + json.dumps({"mlflow_run_id": run.info.run_id}), flush=True)
 
 worker = None
 if args.hold_mb or args.busy:
@@ -56,4 +64,6 @@ finally:
     if worker is not None:
         worker.kill()
         worker.wait()
+if args.mlflow:
+    mlflow.end_run()
 print(f"finished {args.tag}", flush=True)

@@ -2,7 +2,7 @@
 on this machine without NVML, VTM_GPUS=0,1 declares the GPUs."""
 from __future__ import annotations
 
-from fixtures.tui import wait_for
+from fixtures.tui import wait_for, wait_for_text
 from fixtures.vtm import DATA, make_vtm_env
 from textual.widgets import OptionList, Select
 
@@ -39,9 +39,12 @@ async def test_launcher_queues_any_n_and_exact_gpus(tmp_path, monkeypatch):
                 run = vtm.wait_for(run.id, lambda r, expected=expected: r.status == (
                     "queued" if expected[1] is None else "running") and r.supervisor_pid, timeout=60)
                 assert (run.gpu_request, run.gpus) == expected
+                if expected[1] is None:  # the Runs tab says what the queued run waits for
+                    await wait_for_text(pilot, "waits in the GPU queue for 1 GPU; h: its place and why")
                 await wait_for(pilot, lambda: app.tabs.active == "runs", what="the Runs tab")
-                await pilot.press("1")  # back to the Launcher
+                app.action_show_tab("launcher")  # back to the Launcher (what key 1 does)
                 await wait_for(pilot, lambda: app.tabs.active == "launcher", what="the Launcher")
+                await pilot.pause(0.2)
     finally:
         stop.touch()
         for run in vtm.store.active():

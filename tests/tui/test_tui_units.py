@@ -62,3 +62,20 @@ def test_gpu_picker_shows_each_device_free_or_busy():
     assert gpu_options(None) == [("CPU", "cpu")]
     assert [launch_gpus(value) for value in ("any:2", "0,1", "cpu", None)] == [
         (None, 2), ("0,1", None), ("cpu", None), (None, None)]
+
+
+def test_system_charts_take_the_runs_own_share_with_short_labels():
+    from vtm_tui.ui.tabs.runs.metric_chart import system_label, system_series
+
+    samples = [{"time": 1.0, "system/process_cpu_utilization_percentage": 99.0,
+                "system/cpu_utilization_percentage": 20.0, "system/process_memory_rss_megabytes": 310.0,
+                "system/gpu_1_utilization_percentage": 80.0,
+                "system/gpu_1_memory_usage_percentage": 5.0},
+               {"time": 2.0, "system/process_cpu_utilization_percentage": 98.0,
+                "system/process_memory_rss_megabytes": 320.0}]
+    series = system_series(samples)
+    assert series == {"system/process_cpu_utilization_percentage": [99.0, 98.0],
+                      "system/process_memory_rss_megabytes": [310.0, 320.0],
+                      "system/gpu_1_utilization_percentage": [80.0]}
+    assert [system_label(key) for key in series] == ["cpu %", "rss MB", "gpu1 util %"]
+    assert system_label("system/gpu_0_memory_usage_megabytes") == "gpu0 mem MB"

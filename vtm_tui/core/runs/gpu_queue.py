@@ -31,7 +31,7 @@ LOCK_NAME = "gpu-queue.lock"  # next to the run store
 POLL_INTERVAL = 0.5  # seconds between two looks of a waiting supervisor
 
 
-def _devices(gpus: str | None) -> tuple[int, ...]:
+def devices_of(gpus: str | None) -> tuple[int, ...]:
     """CUDA_VISIBLE_DEVICES as vtm set it ('0,2') -> (0, 2); '' or None -> ()."""
     return tuple(int(part) for part in (gpus or "").split(",") if part.strip().isdigit())
 
@@ -47,7 +47,7 @@ def run_request(run: RunRecord) -> GpuRequest | None:
 
 def active_run(run: RunRecord) -> ActiveRun:
     """What the queue needs of one active run record."""
-    return ActiveRun(run.id, run.task, run.status, _devices(run.gpus) if run.status == "running" else (),
+    return ActiveRun(run.id, run.task, run.status, devices_of(run.gpus) if run.status == "running" else (),
                      run_request(run), run.priority, run.created_at, run.supervisor_pid)
 
 

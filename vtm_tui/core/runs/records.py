@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS run_points (
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
 );
+CREATE TABLE IF NOT EXISTS run_system (
+    run_id INTEGER NOT NULL,
+    time REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, time)
+);
 CREATE TABLE IF NOT EXISTS notices (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,

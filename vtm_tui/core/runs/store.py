@@ -301,3 +301,18 @@ class RunStore:
         rows = self._run(lambda db: db.execute(
             "SELECT data FROM run_points WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall())
         return [json.loads(row["data"]) for row in rows]
+
+    def save_system(self, run_id: int, samples: list[tuple[float, dict]]) -> None:
+        """Save system-metric samples of a run: (time in seconds since the epoch, {MLflow system
+        metric name: value}) each (core/gpus/sampling.py)."""
+        self._run(lambda db: db.executemany(
+            "INSERT OR REPLACE INTO run_system (run_id, time, data) VALUES (?, ?, ?)",
+            [(run_id, at, json.dumps(values)) for at, values in samples]))
+
+    def system_samples(self, run_id: int, limit: int | None = None) -> list[dict]:
+        """The run's system-metric samples, oldest first, the last `limit` of them (None: all);
+        each {"time": seconds since the epoch, name: value, ...}."""
+        query = "SELECT time, data FROM run_system WHERE run_id=? ORDER BY time DESC"
+        rows = self._run(lambda db: db.execute(query + (f" LIMIT {int(limit)}" if limit else ""),
+                                               (run_id,)).fetchall())
+        return [{"time": row["time"], **json.loads(row["data"])} for row in reversed(rows)]

@@ -27,13 +27,14 @@ import traceback
 from pathlib import Path
 
 from vtm_tui.core import procs, proctable
-from vtm_tui.core.runs.gpu_queue import wait_for_devices
+from vtm_tui.core.runs.gpu_queue import devices_of, wait_for_devices
 from vtm_tui.core.runs.liveness import MARKER, RESERVE_NAME  # noqa: F401 (MARKER: this module's name)
 from vtm_tui.core.runs.outcome import finish_run
 from vtm_tui.core.runs.recorder import Recorder
 from vtm_tui.core.runs.run_output import LogWriter, ProgressTracker, SpaceReserve
 from vtm_tui.core.runs.run_processes import Canceller, RunProcesses
 from vtm_tui.core.runs.store import RunRecord, RunStore
+from vtm_tui.core.runs.system_metrics import SystemMetrics
 from vtm_tui.settings import Settings
 
 CANCEL_POLL_INTERVAL = 1.0
@@ -83,9 +84,13 @@ def supervise(store: RunStore, run_id: int) -> None:
     tracker = ProgressTracker(recorder, run_id, run.progress)
     processes = RunProcesses(child.pid, run.run_dir)
     canceller = Canceller(processes, handed.cancel_grace)
-    exit_code = _pump(child, log, tracker, recorder, canceller, cancel_flag)
+    metrics = _start_metrics(handed, env, recorder)
+    exit_code = _pump(child, log, tracker, recorder, canceller, cancel_flag, metrics)
     left = processes.end_all(END_GRACE)  # nothing of the run outlives it
     tracker.flush(force=True)
+    if metrics is not None:
+        metrics.stop()
+        recorder.save_system(metrics.take())
 
     notes = [log.problem()]
     if left:
@@ -124,10 +129,22 @@ def _wait_in_queue(settings: Settings, store: RunStore, run: RunRecord, cancel_f
     return current
 
 
+def _start_metrics(settings: Settings, env: dict, recorder: Recorder) -> SystemMetrics | None:
+    """Start sampling the run's system metrics every VTM_SYSTEM_METRICS_INTERVAL seconds (None:
+    0, sampling off), for the store and, while tracking is on, its MLflow run."""
+    if settings.system_metrics_interval <= 0:
+        return None
+    metrics = SystemMetrics(settings.system_metrics_interval, devices_of(recorder.record.gpus),
+                            mlflow_run_id=lambda: recorder.record.mlflow_run_id, environ=env,
+                            tracking_uri=settings.tracking_uri if settings.tracking_mode != "off" else None)
+    metrics.start()
+    return metrics
+
+
 def _pump(child: subprocess.Popen, log: LogWriter, tracker: ProgressTracker, recorder: Recorder,
-          canceller: Canceller, cancel_flag: dict) -> int:
-    """Copy the script's output to the log and the tracker until it is gone; act on cancels.
-    Returns the script's exit code (minus the signal that ended it)."""
+          canceller: Canceller, cancel_flag: dict, metrics: SystemMetrics | None = None) -> int:
+    """Copy the script's output to the log and the tracker until it is gone; act on cancels;
+    save the system-metric samples. Returns the script's exit code (minus the signal that ended it)."""
     selector = selectors.DefaultSelector()
     selector.register(child.stdout, selectors.EVENT_READ)
     fd = child.stdout.fileno()
@@ -165,6 +182,9 @@ def _pump(child: subprocess.Popen, log: LogWriter, tracker: ProgressTracker, rec
         if log.error and recorder.record.message != _disk_message(log):
             recorder.update(recorder.record.id, message=_disk_message(log))
         tracker.flush()
+        samples = metrics.take() if metrics is not None else None
+        if samples:
+            recorder.save_system(samples)
     return child.wait()
 
 

@@ -33,6 +33,7 @@ from vtm_tui.ui.widgets.text_line import TextLine
 HISTORY = 240  # samples kept per GPU: 4 minutes at one a second, wider than any terminal
 QUEUE_COLUMNS = [("place", "#"), ("run", "Run"), ("task", "Task"), ("wants", "Wants"), ("priority", "Prio"),
                  ("waits", "Waits for")]
+WAITS_WIDTH = 30  # cells of the queue's "Waits for" column
 
 
 def _mb(value: float | None) -> str:
@@ -165,7 +166,11 @@ class HostScreen(Screen):
         yield Static("reading the box…", id="host-summary")
         yield VerticalScroll(id="host-gpus")
         yield TextLine(id="queue-title")
-        yield LiveTable(QUEUE_COLUMNS, id="host-queue")
+        queue = LiveTable(id="host-queue")
+        # What a run waits for is cut to fit beside the rest at 80 columns; the line under the
+        # table has all of it for the highlighted run.
+        queue.set_columns(QUEUE_COLUMNS, {"priority": 1}, widths={"waits": WAITS_WIDTH})
+        yield queue
         yield Static(id="queue-detail")
         yield Footer()
 
