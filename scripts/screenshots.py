@@ -1,4 +1,4 @@
-"""Render the README's screenshots: one SVG per tab, plus the full-screen log, on the pinned
+"""Render the README's screenshots: one SVG per tab, plus the full-screen log and the host view, on the pinned
 demo world of vtm_tui/ui/demo/world.py (a run mid-training, fixed clock and server status).
 With --web, also the browser view (web.png): the same demo served by `vtm web`'s gateway and
 photographed by headless Chromium (Debian's chromium + chromium-driver, Selenium).
@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vtm_tui.ui.app import VtmApp  # noqa: E402
+from vtm_tui.ui.demo.pinned_host import show_host  # noqa: E402
 from vtm_tui.ui.demo.pinned_mlflow import show_mlflow_ops, with_demo_mlflow  # noqa: E402
 from vtm_tui.ui.demo.pinned_registry import fill_demo_registry  # noqa: E402
 from vtm_tui.ui.demo.pinned_serving import show_serving, with_serving  # noqa: E402
@@ -34,6 +35,7 @@ SHOTS = {
     "mlflow-ops.svg": [show_mlflow_ops],
     "registry.svg": ["4"],
     "serving.svg": [show_serving],
+    "host.svg": [show_host],
 }
 
 

@@ -33,6 +33,10 @@ DEFAULT_CANCEL_GRACE = 10.0  # seconds between SIGINT, SIGTERM and SIGKILL
 DEFAULT_FTP_TIMEOUT = 30.0  # seconds without progress before an FTP step fails
 DEFAULT_GZIP_LEVEL = 0  # bundles: gzip "stored" blocks (see core/registry/bundle.py)
 DEFAULT_WEB_PORT = 5173  # `vtm web`: the port the original web UI used, so existing tunnels keep working
+# A GPU that no vtm run holds counts as busy once other processes use more than this many MB of its
+# memory: above a display server or an idle CUDA context (~100-600 MB), below any real training job.
+DEFAULT_GPU_BUSY_MB = 1024
+DEFAULT_SYSTEM_METRICS_INTERVAL = 5.0  # seconds between a run's system-metric samples
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.yaml")
 # Set by vtm for what it starts, and looked for in /proc/<pid>/environ to know those processes
 # as vtm's (core/proctable.py): a run's folder, and the embedded tracking server's marker.
@@ -198,6 +202,34 @@ class Settings:
         """VTM_TB_IMPORT_EXIT_AFTER (a test hook): the TensorBoard import ends its process (exit
         code 75) right after this many committed batches; 0: never."""
         return _count(self.env, "VTM_TB_IMPORT_EXIT_AFTER", 0, 0, None, "a number of batches (0 or more)")
+
+    @cached_property
+    def gpus(self) -> tuple[int, ...] | None:
+        """VTM_GPUS: the GPU indices (NVML's, as nvidia-smi numbers them) vtm may hand out to
+        runs, in the order given; None: every GPU NVML sees; (): none (`none`). On a machine
+        without NVML this list is the whole GPU inventory."""
+        text = (self.env.get("VTM_GPUS") or "").strip().lower()
+        if not text:
+            return None
+        if text in ("none", "cpu"):
+            return ()
+        parts = [part.strip() for part in text.split(",")]
+        if not all(part.isdigit() for part in parts) or len(set(map(int, parts))) != len(parts):
+            raise UserError(f"VTM_GPUS must be distinct GPU indices like 0,1 (or none), got {text!r}")
+        return tuple(int(part) for part in parts)
+
+    @cached_property
+    def gpu_busy_mb(self) -> int:
+        """VTM_GPU_BUSY_MB: megabytes (10^6 bytes) of a GPU's memory that processes other than vtm's
+        runs may use before vtm counts that GPU busy and queues runs that want it."""
+        return _count(self.env, "VTM_GPU_BUSY_MB", DEFAULT_GPU_BUSY_MB, 0, None, "a number of megabytes (0 or more)")
+
+    @cached_property
+    def system_metrics_interval(self) -> float:
+        """VTM_SYSTEM_METRICS_INTERVAL: seconds between two system-metric samples of a run (its
+        process tree's CPU and memory, its GPUs); 0 turns sampling off."""
+        return _number(self.env, "VTM_SYSTEM_METRICS_INTERVAL", DEFAULT_SYSTEM_METRICS_INTERVAL,
+                       "a number of seconds (0 or more; 0 turns sampling off)")
 
     @cached_property
     def run_id(self) -> str | None:

@@ -119,6 +119,9 @@ def test_two_runs_at_once_keep_their_own_logs_and_records(offline_env):
 
 
 def test_gpus_sets_cuda_visible_devices(offline_env):
+    refused = offline_env.run("launch", "fake", "--gpus", "0,1")  # no NVML, no VTM_GPUS: no GPU to hand out
+    assert refused.returncode == 2 and "GPU 0 is not here; vtm may hand out no GPU" in refused.stderr
+    offline_env.env["VTM_GPUS"] = "0,1"
     run = offline_env.launch_json("fake", "--set", "epochs=1", "--set", "sleep=0",
                                   "--set", "show_env=true", "--gpus", "0,1")
     run = offline_env.wait_finished(run.id)

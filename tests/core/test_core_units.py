@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vtm_tui.core.formatting import format_age, format_megabytes, format_rate, format_size
+from vtm_tui.core.formatting import format_age, format_megabytes, format_rate, format_size, format_used
 from vtm_tui.core.runs.lifecycle import normalize_gpus, parse_assignments, tail_lines
 from vtm_tui.core.runs.progress import MetaLine, ProgressLine, fraction_done, numeric_metrics, parse_line
 from vtm_tui.core.runs.store import RunStore
@@ -107,6 +107,8 @@ def test_sizes_rates_and_ages_have_one_spelling():
     assert [format_size(n) for n in (None, 0, 999, 1000, 48_213_000, 3_100_000_000, 12e12)] == \
         ["-", "0 B", "999 B", "1.0 KB", "48.2 MB", "3.1 GB", "12000.0 GB"]
     assert format_megabytes(90_000_000) == "90.0 MB" and format_megabytes(90e6, 200e6) == "90.0/200.0 MB"
+    assert [format_used(u, t) for u, t in ((19e9, 81.559e9), (512e6, 999e6), (None, 81.6e9), (5, None), (5, 10))] == \
+        ["19.0/81.6 GB", "512.0/999.0 MB", "?/81.6 GB", "-", "5/10 B"]
     assert format_rate(310_400_000) == "310.4 MB/s" and format_rate(310_400_000, digits=0) == "310 MB/s"
     assert [format_age(s) for s in (None, -5, 59, 60, 7200, 3 * 86400)] == \
         ["-", "just now", "just now", "1 min ago", "2 h ago", "3 d ago"]

@@ -1,8 +1,9 @@
-"""Unit tests of the UI's pure helpers: log following, formatting, GPU discovery."""
+"""Unit tests of the UI's pure helpers: log following, formatting, the GPU picker's choices."""
 from __future__ import annotations
 
 from vtm_tui.core.formatting import display_path, format_duration, format_epoch, redact_url
-from vtm_tui.ui.sources import Gpu, gpu_options, parse_gpu_csv
+from vtm_tui.ui.demo.pinned_host import demo_host_state
+from vtm_tui.ui.tabs.launcher.gpu_choices import gpu_options, launch_gpus
 from vtm_tui.ui.tailer import LogFollower
 
 
@@ -50,8 +51,31 @@ def test_formatting(tmp_path):
     assert format_epoch({}) == "-"
 
 
-def test_gpu_list_and_picker_options():
-    gpus = parse_gpu_csv("0, NVIDIA H100 80GB HBM3\n1, NVIDIA H100 80GB HBM3\n\nNo devices were found\n")
-    assert gpus == [Gpu("0", "NVIDIA H100 80GB HBM3"), Gpu("1", "NVIDIA H100 80GB HBM3")]
-    assert [value for _, value in gpu_options(gpus)] == ["0", "1", "0,1", "cpu"]
-    assert gpu_options([]) == [("CPU", "cpu")]
+def test_gpu_picker_shows_each_device_free_or_busy():
+    state = demo_host_state(0, now=1_767_225_600.0)  # GPU 0 held by run 4, GPU 1 used by a notebook
+    assert gpu_options(state) == [
+        ("Any 1 GPU (0 of 2 free; vtm picks, queued until free)", "any:1"),
+        ("Any 2 GPUs (0 of 2 free; vtm picks, queued until free)", "any:2"),
+        ("GPU 0: NVIDIA H100 80GB HBM3 (busy: held by run 4 (classification))", "0"),
+        ("GPU 1: NVIDIA H100 80GB HBM3 (busy: 12.3 GB used by other processes)", "1"),
+        ("All GPUs (0,1)", "0,1"), ("CPU", "cpu")]
+    assert gpu_options(None) == [("CPU", "cpu")]
+    assert [launch_gpus(value) for value in ("any:2", "0,1", "cpu", None)] == [
+        (None, 2), ("0,1", None), ("cpu", None), (None, None)]
+
+
+def test_system_charts_take_the_runs_own_share_with_short_labels():
+    from vtm_tui.ui.tabs.runs.metric_chart import system_label, system_series
+
+    samples = [{"time": 1.0, "system/process_cpu_utilization_percentage": 99.0,
+                "system/cpu_utilization_percentage": 20.0, "system/process_memory_rss_megabytes": 310.0,
+                "system/gpu_1_utilization_percentage": 80.0,
+                "system/gpu_1_memory_usage_percentage": 5.0},
+               {"time": 2.0, "system/process_cpu_utilization_percentage": 98.0,
+                "system/process_memory_rss_megabytes": 320.0}]
+    series = system_series(samples)
+    assert series == {"system/process_cpu_utilization_percentage": [99.0, 98.0],
+                      "system/process_memory_rss_megabytes": [310.0, 320.0],
+                      "system/gpu_1_utilization_percentage": [80.0]}
+    assert [system_label(key) for key in series] == ["cpu %", "rss MB", "gpu1 util %"]
+    assert system_label("system/gpu_0_memory_usage_megabytes") == "gpu0 mem MB"

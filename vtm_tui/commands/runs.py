@@ -63,14 +63,19 @@ def cmd_launch(args, settings: Settings) -> int:
     values = lifecycle.parse_assignments(args.set)
     show_store_notices(settings)
     run = lifecycle.launch(settings, args.task, values, gpus=args.gpus, engine=args.engine,
-                           tracking=False if args.no_tracking else None)
+                           tracking=False if args.no_tracking else None, num_gpus=args.num_gpus,
+                           priority=args.priority)
     if run.message:  # e.g. started with MLflow off because the server did not answer
         print(f"vtm: note: run {run.id}: {run.message}", file=sys.stderr)
     if args.json and not args.wait:
         print_json(run.to_json())
         return EXIT_OK
     if not args.json:
-        print(f"launched run {run.id} ({run.task}); log: {run.log_path}")
+        from vtm_tui.core.runs.gpu_queue import run_request
+
+        asked = run_request(run)
+        queued = f", {asked.describe()} from the GPU queue" if asked else ""
+        print(f"launched run {run.id} ({run.task}){queued}; log: {run.log_path}")
     if args.wait:
         if args.json:
             run = lifecycle.wait(settings, run.id)
@@ -88,8 +93,9 @@ def cmd_runs(args, settings: Settings) -> int:
     show_store_notices(settings)
     if action == "list":
         runs = lifecycle.list_runs(settings, args.limit)
+        places = _queue_places(settings, runs)
         if args.json:
-            print_json([run.to_json() for run in runs])
+            print_json([{**run.to_json(), **places.get(run.id, {})} for run in runs])
             return EXIT_OK
         if not runs:
             print("no runs yet: start one with `vtm launch TASK`")
@@ -102,6 +108,9 @@ def cmd_runs(args, settings: Settings) -> int:
                   f"{'-' if done is None else f'{done:.0%}':>8} "
                   f"{'-' if run.exit_code is None else run.exit_code:>4}  "
                   f"{format_duration(run.duration):>8}  {run.mlflow_run_id or '-':<32}  {run.where}")
+            if run.id in places:
+                queue = places[run.id]["queue"]
+                print(f"      queue place {queue['place']}, waits for: {'; '.join(queue['waits_for']) or 'starting'}")
         return EXIT_OK
     if action == "show":
         run = lifecycle.get_run(settings, args.id)
@@ -129,6 +138,20 @@ def cmd_runs(args, settings: Settings) -> int:
         print(f"launched run {run.id} ({run.task}) from run {args.id}; log: {run.log_path}")
         return _wait_with_progress(settings, run.id) if args.wait else EXIT_OK
     raise UserError(f"unknown runs action {action!r}")
+
+
+def _queue_places(settings: Settings, runs) -> dict[int, dict]:
+    """{run id: {"queue": {"place", "request", "priority", "waits_for"}}} for the queued runs
+    waiting for GPUs among `runs` (empty when none waits, without reading the GPUs)."""
+    if not any(run.status == "queued" and run.gpu_request for run in runs):
+        return {}
+    from vtm_tui.core.runs import gpu_queue, lifecycle
+
+    state = gpu_queue.box_state(settings, lifecycle.open_store(settings))
+    return {queued.run.run_id: {"queue": {
+        "place": queued.placement.place, "request": queued.run.request.describe(),
+        "priority": queued.run.priority, "waits_for": list(queued.placement.waits_for)}}
+        for queued in state.queue}
 
 
 def _show_logs(args_settings: Settings, args) -> int:
@@ -160,7 +183,12 @@ def register(sub) -> None:
     launch = sub.add_parser("launch", help="start a catalog task")
     launch.add_argument("task", help="taskType from the catalog")
     launch.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a form field (repeatable)")
-    launch.add_argument("--gpus", metavar="LIST", help="GPU indices for CUDA_VISIBLE_DEVICES, e.g. 0,1 (or cpu)")
+    launch.add_argument("--gpus", metavar="LIST",
+                        help="exactly these GPUs, e.g. 0,2 (the run waits in the GPU queue until they are free); "
+                        "cpu: no GPU")
+    launch.add_argument("--num-gpus", metavar="N", help="any N free GPUs (vtm picks; the run waits until N are free)")
+    launch.add_argument("--priority", type=int, default=0,
+                        help="place in the GPU queue: higher goes first, equal ones first come first served")
     launch.add_argument("--engine", choices=["local", "slurm"], help="where to run (default: the task's runner.engine)")
     launch.add_argument("--wait", action="store_true",
                         help="follow progress until the run ends; exit 0 only if it succeeded")

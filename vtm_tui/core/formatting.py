@@ -62,6 +62,17 @@ def format_size(n: int | float | None) -> str:
     return f"{value:.1f} GB"
 
 
+def format_used(used: int | float | None, total: int | float | None) -> str:
+    """Bytes used of a total, in the total's unit: '19.0/81.6 GB', '512.0/1000.0 MB'; '-' for an
+    unknown total, '?/81.6 GB' for an unknown use."""
+    if total is None:
+        return "-"
+    unit, size = next(((unit, size) for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3))
+                       if total >= size), ("B", 1))
+    shown = "?" if used is None else f"{used:.0f}" if unit == "B" else f"{used / size:.1f}"
+    return f"{shown}/{total / size:.1f} {unit}" if unit != "B" else f"{shown}/{total:.0f} B"
+
+
 def format_megabytes(done: int | float, total: int | float | None = None) -> str:
     """Bytes of a transfer in MB with one decimal: '90.0 MB', or '90.0/200.0 MB' with a total."""
     return f"{done / MB:.1f}/{total / MB:.1f} MB" if total else f"{done / MB:.1f} MB"

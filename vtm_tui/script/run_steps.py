@@ -13,12 +13,14 @@ def _finished(ctx: ScriptContext, run) -> None:
 
 
 def step_launch(ctx: ScriptContext, spec) -> None:
-    spec = step_spec(spec, "task", {"task", "set", "gpus", "engine", "wait", "as", "timeout", "no_tracking"})
+    spec = step_spec(spec, "task", {"task", "set", "gpus", "num_gpus", "priority", "engine", "wait", "as",
+                                       "timeout", "no_tracking"})
     if not isinstance(spec.get("set", {}), dict):
         raise StepFailed("`set` must be a mapping of field names to values", 2)
     run = lifecycle.launch(ctx.settings, str(spec.get("task")), spec.get("set") or {},
                           gpus=None if spec.get("gpus") is None else str(spec["gpus"]),
-                          engine=spec.get("engine"), tracking=False if spec.get("no_tracking") else None)
+                          engine=spec.get("engine"), tracking=False if spec.get("no_tracking") else None,
+                          num_gpus=spec.get("num_gpus"), priority=spec.get("priority") or 0)
     ctx.last_run = run.id
     if spec.get("as"):
         ctx.runs[str(spec["as"])] = run.id

@@ -39,6 +39,8 @@ class VtmApp(App[int]):
         Binding("3", "show_tab('mlflow-ops')", "MLflow Ops", id="app.tab.mlflow_ops", group=TABS),
         Binding("4", "show_tab('registry')", "Registry", id="app.tab.registry", group=TABS),
         Binding("5", "show_tab('serving')", "Serving", id="app.tab.serving", group=TABS),
+        # The host view (GPUs, who holds them, the queue) is a screen over the tabs, not a tab.
+        Binding("h", "host_view", "Host", id="app.host", tooltip="GPUs, who holds them, the queue"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -85,8 +87,13 @@ class VtmApp(App[int]):
             self.screen.set_focus(None)
         self.tabs.active = tab
 
+    def action_host_view(self) -> None:
+        from vtm_tui.ui.screens.host_view import HostScreen
+
+        self.push_screen(HostScreen(self.settings, self.sources))
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action == "show_tab" and len(self.screen_stack) > 1:
+        if action in ("show_tab", "host_view") and len(self.screen_stack) > 1:
             return False  # not behind a modal or the full-screen log
         return True
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Mapping
 
+from vtm_tui.core.gpus.allocation import GpuRequest, check_request, parse_request
+from vtm_tui.core.gpus.inventory import read_inventory
 from vtm_tui.core.runs.engines import get_engine, reconcile
 from vtm_tui.core.runs.folders import tail_lines as tail_lines  # re-exported: part of this surface
 from vtm_tui.core.runs.store import RunRecord, RunStore
@@ -45,8 +47,15 @@ def normalize_gpus(gpus: str | None) -> str | None:
 
 def launch(settings: Settings, task_type: str, values: Mapping[str, object] | None = None, *,
            gpus: str | None = None, engine: str | None = None,
-           catalog: Catalog | None = None, tracking: bool | None = None) -> RunRecord:
+           catalog: Catalog | None = None, tracking: bool | None = None,
+           num_gpus: int | str | None = None, priority: int = 0) -> RunRecord:
     """Validate the task's field values, make sure tracking answers, record the run and start it.
+
+    GPUs: `gpus` '0,2' (exactly those) or `num_gpus` N (any N, vtm picks) put a local run in the
+    GPU queue (core/runs/gpu_queue.py): it stays `queued` until its devices are free, higher
+    `priority` first, then first come first served, and starts with CUDA_VISIBLE_DEVICES set to
+    them; gpus 'cpu' hides every GPU; neither leaves CUDA_VISIBLE_DEVICES alone. UserError (exit
+    2) for both at once or devices vtm may not hand out (VTM_GPUS). Slurm gets the count as gres.
 
     tracking=False (`--no-tracking`) starts the run with MLflow off (TensorBoard on, what MLflow
     would get kept in the run's spool). Otherwise the tracking URI is probed first: when it does
@@ -61,12 +70,19 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
         raise UserError(f"task {task_type!r} is disabled in {catalog.path} (enabled: false)")
     resolved = task.resolve_values(values or {})
     argv = task.build_argv(resolved, environ=settings.env)
-    cuda = normalize_gpus(gpus)
     engine_name = engine or task.runner.engine
     try:
         engine_impl = get_engine(engine_name)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    request = parse_request(gpus, num_gpus)
+    cuda = normalize_gpus(gpus) if request is None or request.devices is not None else None
+    slurm_options = dict(task.runner.slurm) if engine_name == "slurm" else {}
+    if request is not None and engine_name == "local":
+        check_request(request, [device.index for device in read_inventory(settings).allocatable])
+        cuda = None  # the queue hands the devices out when the run starts
+    elif request is not None and request.count is not None and engine_name == "slurm":
+        slurm_options.setdefault("gres", f"gpu:{request.count}")  # Slurm's own queue picks them
 
     from vtm_tui.core.tracking.uri import resolve_tracking_uri
 
@@ -81,19 +97,36 @@ def launch(settings: Settings, task_type: str, values: Mapping[str, object] | No
     # The supervisor reads VTM_CANCEL_GRACE back through Settings.from_environ: it never reads
     # .env, where the value may come from.
     env = {**task.runner.env, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", "VTM_TASK": task.task_type,
-           "VTM_CANCEL_GRACE": f"{settings.cancel_grace:g}", "VTM_TRACKING": "off" if tracking is False else "on"}
+           "VTM_CANCEL_GRACE": f"{settings.cancel_grace:g}", "VTM_TRACKING": "off" if tracking is False else "on",
+           **handed_gpu_settings(settings)}
     if cuda is not None and engine_name == "local":  # Slurm assigns devices itself
         env["CUDA_VISIBLE_DEVICES"] = cuda
     cwd = str(task.runner.cwd or settings.workdir)
     store = open_store(settings)
     run = store.create(task=task.task_type, argv=argv, env=env, field_values=resolved, cwd=cwd,
-                       runs_dir=settings.runs_dir, engine=engine_name, gpus=cuda,
-                       engine_options=task.runner.slurm if engine_name == "slurm" else {})
+                       runs_dir=settings.runs_dir, engine=engine_name, gpus=cuda, engine_options=slurm_options,
+                       gpu_request=request.to_text() if request is not None and engine_name == "local" else None,
+                       priority=_priority(priority))
     env["VTM_RUN_ID"] = str(run.id)
     env[RUN_DIR_VARIABLE] = str(run.run_dir)  # the spool's home, and the mark of the run's processes
     store.update(run.id, env=env, message=note)
     engine_impl.start(store, store.get(run.id))
     return store.get(run.id)
+
+
+def handed_gpu_settings(settings: Settings) -> dict[str, str]:
+    """The GPU queue's and the system metrics' settings as the run's supervisor must see them
+    (it reads only its environment, never .env): VTM_GPUS, VTM_GPU_BUSY_MB,
+    VTM_SYSTEM_METRICS_INTERVAL, where set."""
+    names = ("VTM_GPUS", "VTM_GPU_BUSY_MB", "VTM_SYSTEM_METRICS_INTERVAL")
+    return {name: settings.env[name] for name in names if settings.env.get(name)}
+
+
+def _priority(priority: int | str | None) -> int:
+    try:
+        return int(str(priority).strip() or 0) if priority is not None else 0
+    except ValueError:
+        raise UserError(f"--priority expects a whole number (higher goes first), got {priority!r}") from None
 
 
 def tracking_problem(settings: Settings, uri: str) -> str | None:
@@ -117,11 +150,17 @@ def tracking_problem(settings: Settings, uri: str) -> str | None:
 
 def rerun(settings: Settings, run_id: int | str, changes: Mapping[str, object] | None = None,
           *, gpus: str | None = None) -> RunRecord:
-    """Launch the same task again with the earlier run's field values, some of them changed."""
+    """Launch the same task again with the earlier run's field values, some of them changed, and
+    its GPU request (`--num-gpus N` again asks for any N) and priority unless gpus says otherwise."""
     old = open_store(settings).get(run_id)
     values = {**old.field_values, **(changes or {})}
-    return launch(settings, old.task, values, gpus=gpus if gpus is not None else old.gpus,
-                  engine=old.engine)
+    num_gpus = None
+    if gpus is None and old.gpu_request:
+        asked = GpuRequest.from_text(old.gpu_request)
+        num_gpus = asked.count
+        gpus = None if asked.devices is None else ",".join(map(str, asked.devices))
+    return launch(settings, old.task, values, gpus=gpus if gpus is not None or num_gpus else old.gpus,
+                  num_gpus=num_gpus, priority=old.priority, engine=old.engine)
 
 
 def cancel(settings: Settings, run_id: int | str) -> RunRecord:

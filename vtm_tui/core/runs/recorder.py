@@ -15,6 +15,8 @@ from typing import Callable
 from vtm_tui.core.runs.records import JSON_COLUMNS, RunNotFound, RunRecord, StoreError, StoreFull
 from vtm_tui.core.runs.store import RunStore
 
+MAX_MISSED_SAMPLES = 3600  # system samples kept while the store refuses (an hour at 1 s)
+
 
 class Recorder:
     """Writes of one run's supervisor to the store, never raising for the store's sake.
@@ -28,6 +30,7 @@ class Recorder:
         self.problem: str | None = None
         self._pending: dict = {}  # columns a failed write did not set yet
         self._missed_points: dict[float, dict] = {}  # points a failed write did not save yet
+        self._missed_samples: list[tuple[float, dict]] = []  # system samples likewise
         self._generation = store.generation()
 
     def _apply(self, values: dict) -> None:
@@ -86,6 +89,16 @@ class Recorder:
         if self._write(lambda: self.store.save_progress(self.record.id, latest, changed)):
             return True
         self._missed_points = changed
+        return False
+
+    def save_system(self, samples: list[tuple[float, dict]]) -> bool:
+        """Save system-metric samples (RunStore.save_system); those a failed write missed go with
+        the next one (the last MAX_MISSED_SAMPLES of them)."""
+        self._missed_samples = (self._missed_samples + list(samples))[-MAX_MISSED_SAMPLES:]
+        missed = self._missed_samples
+        if self._write(lambda: self.store.save_system(self.record.id, missed)):
+            self._missed_samples = []
+            return True
         return False
 
     def cancel_requested(self) -> bool:

@@ -40,13 +40,21 @@ CREATE TABLE IF NOT EXISTS runs (
     engine_options TEXT NOT NULL DEFAULT '{}',
     job_id TEXT,
     job_state TEXT,
-    node TEXT
+    node TEXT,
+    gpu_request TEXT,
+    priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS run_points (
     run_id INTEGER NOT NULL,
     epoch REAL NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS run_system (
+    run_id INTEGER NOT NULL,
+    time REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, time)
 );
 CREATE TABLE IF NOT EXISTS notices (
     id INTEGER PRIMARY KEY,
@@ -86,6 +94,8 @@ class RunRecord:
     job_id: str | None = None  # engine-side id, state and host (Slurm)
     job_state: str | None = None
     node: str | None = None
+    gpu_request: str | None = None  # what a queued run waits for: GpuRequest.to_text(), e.g. count:1
+    priority: int = 0  # its place in the GPU queue: higher goes first
 
     @property
     def active(self) -> bool:
@@ -119,6 +129,20 @@ class RunRecord:
 
 
 COLUMNS = tuple(f.name for f in fields(RunRecord))
+# Columns added after the first release, with their SQL types: a store made before them gets them.
+ADDED_COLUMNS = {"gpu_request": "TEXT", "priority": "INTEGER NOT NULL DEFAULT 0"}
+
+
+def add_missing_columns(db: sqlite3.Connection) -> None:
+    """ALTER TABLE runs ADD COLUMN for every ADDED_COLUMNS entry a store made before it lacks."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(runs)").fetchall()}
+    for name, sql_type in ADDED_COLUMNS.items():
+        if name not in present:
+            try:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {name} {sql_type}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc).lower():
+                    raise
 JSON_COLUMNS = ("argv", "env", "field_values", "progress", "engine_options")
 
 
@@ -138,6 +162,7 @@ def record_row(data: dict) -> dict:
     for key in JSON_COLUMNS:
         row[key] = json.dumps(row[key] if row[key] is not None else ([] if key == "argv" else {}))
     row["cancel_requested"] = int(bool(row["cancel_requested"]))
+    row["priority"] = int(row["priority"] or 0)
     return row
 
 

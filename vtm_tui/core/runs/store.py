@@ -27,6 +27,7 @@ from vtm_tui.core.runs.records import (
     RunRecord,
     StoreError,
     StoreFull,
+    add_missing_columns,
     classify,
     record_row,
     row_record,
@@ -62,7 +63,7 @@ class RunStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {self.path.parent} for the run store: {exc.strerror or exc}") from None
-        self._run(lambda db: db.executescript(SCHEMA))
+        self._run(lambda db: (db.executescript(SCHEMA), add_missing_columns(db)))
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -155,9 +156,11 @@ class RunStore:
 
     def create(self, *, task: str, argv: list[str], env: dict[str, str], field_values: dict,
                cwd: str, runs_dir: Path | None = None, engine: str = "local", gpus: str | None = None,
-               engine_options: dict | None = None) -> RunRecord:
+               engine_options: dict | None = None, gpu_request: str | None = None,
+               priority: int = 0) -> RunRecord:
         """Record a new queued run and make its folder <runs_dir>/<id> (log: output.log there,
-        run.json). An id whose folder already exists is never used: the sequence moves past the
+        run.json); gpu_request / priority: what it waits for in the GPU queue (core/runs/gpu_queue.py).
+        An id whose folder already exists is never used: the sequence moves past the
         highest folder instead. StoreFull when the disk is full."""
         runs_dir = Path(runs_dir or self.runs_dir)
 
@@ -167,9 +170,10 @@ class RunStore:
                 try:
                     run_id = db.execute(
                         "INSERT INTO runs (task, engine, argv, env, field_values, gpus, cwd, created_at,"
-                        " engine_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " engine_options, gpu_request, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (task, engine, json.dumps(argv), json.dumps(env), json.dumps(field_values),
-                         gpus, cwd, time.time(), json.dumps(engine_options or {}))).lastrowid
+                         gpus, cwd, time.time(), json.dumps(engine_options or {}), gpu_request,
+                         int(priority))).lastrowid
                     run_dir = runs_dir / str(run_id)
                     run_dir.mkdir(parents=True, exist_ok=False)
                     db.execute("UPDATE runs SET log_path=? WHERE id=?", (str(run_dir / folders.LOG_NAME), run_id))
@@ -260,6 +264,17 @@ class RunStore:
         disk refused."""
         return folders.write_record(run.run_dir, dict(run.__dict__)) if run.log_path else False
 
+    def claim_devices(self, run_id: int, devices: tuple[int, ...]) -> bool:
+        """Move a queued run that nobody cancelled to running on `devices` (its gpus become
+        '0,2'); False when it is no longer queued or a cancel was asked for. The GPU queue calls
+        it under its lock (core/runs/gpu_queue.py), so two runs never claim one device."""
+        changed = self._run(lambda db: db.execute(
+            "UPDATE runs SET status='running', gpus=?, started_at=? WHERE id=? AND status='queued'"
+            " AND cancel_requested=0", (",".join(map(str, devices)), time.time(), run_id)).rowcount)
+        if changed:
+            self.mirror(self.get(run_id))
+        return bool(changed)
+
     def request_cancel(self, run_id: int) -> None:
         """Flag the run for cancelling: its supervisor or follower acts on it."""
         self.update(run_id, cancel_requested=1)
@@ -286,3 +301,18 @@ class RunStore:
         rows = self._run(lambda db: db.execute(
             "SELECT data FROM run_points WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall())
         return [json.loads(row["data"]) for row in rows]
+
+    def save_system(self, run_id: int, samples: list[tuple[float, dict]]) -> None:
+        """Save system-metric samples of a run: (time in seconds since the epoch, {MLflow system
+        metric name: value}) each (core/gpus/sampling.py)."""
+        self._run(lambda db: db.executemany(
+            "INSERT OR REPLACE INTO run_system (run_id, time, data) VALUES (?, ?, ?)",
+            [(run_id, at, json.dumps(values)) for at, values in samples]))
+
+    def system_samples(self, run_id: int, limit: int | None = None) -> list[dict]:
+        """The run's system-metric samples, oldest first, the last `limit` of them (None: all);
+        each {"time": seconds since the epoch, name: value, ...}."""
+        query = "SELECT time, data FROM run_system WHERE run_id=? ORDER BY time DESC"
+        rows = self._run(lambda db: db.execute(query + (f" LIMIT {int(limit)}" if limit else ""),
+                                               (run_id,)).fetchall())
+        return [{"time": row["time"], **json.loads(row["data"])} for row in reversed(rows)]

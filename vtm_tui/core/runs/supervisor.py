@@ -27,19 +27,20 @@ import traceback
 from pathlib import Path
 
 from vtm_tui.core import procs, proctable
+from vtm_tui.core.runs.gpu_queue import devices_of, wait_for_devices
+from vtm_tui.core.runs.liveness import MARKER, RESERVE_NAME  # noqa: F401 (MARKER: this module's name)
 from vtm_tui.core.runs.outcome import finish_run
 from vtm_tui.core.runs.recorder import Recorder
 from vtm_tui.core.runs.run_output import LogWriter, ProgressTracker, SpaceReserve
 from vtm_tui.core.runs.run_processes import Canceller, RunProcesses
-from vtm_tui.core.runs.store import RunStore
+from vtm_tui.core.runs.store import RunRecord, RunStore
+from vtm_tui.core.runs.system_metrics import SystemMetrics
 from vtm_tui.settings import Settings
 
-MARKER = "vtm_tui.core.runs.supervisor"
 CANCEL_POLL_INTERVAL = 1.0
 READ_SIZE = 1 << 20
 BATCH_PAUSE = 0.005  # seconds; far below what a person or the UI can notice
 END_GRACE = 2.0  # seconds a process the script left behind gets between SIGTERM and SIGKILL
-RESERVE_NAME = ".space-reserve"
 
 
 
@@ -54,6 +55,11 @@ def supervise(store: RunStore, run_id: int) -> None:
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: cancel_flag.update(set=True))
 
+    handed = Settings.from_environ(procs.child_environ(run.env), Path(run.cwd))  # what the launcher handed over
+    if run.gpu_request and run.status == "queued" and not run.cancel_requested:
+        run = _wait_in_queue(handed, store, run, cancel_flag)
+        if run is None:
+            return
     reserve = SpaceReserve(run.run_dir / RESERVE_NAME)
     recorder = Recorder(store, run, on_full=reserve.release)
     log = LogWriter(run.log_path, on_disk_error=reserve.release)
@@ -76,12 +82,15 @@ def supervise(store: RunStore, run_id: int) -> None:
     recorder.update(run_id, status="running", started_at=time.time(), supervisor_pid=os.getpid(), child_pid=child.pid)
 
     tracker = ProgressTracker(recorder, run_id, run.progress)
-    handed = Settings.from_environ(env, Path(run.cwd))  # what the launching vtm handed over
     processes = RunProcesses(child.pid, run.run_dir)
     canceller = Canceller(processes, handed.cancel_grace)
-    exit_code = _pump(child, log, tracker, recorder, canceller, cancel_flag)
+    metrics = _start_metrics(handed, env, recorder)
+    exit_code = _pump(child, log, tracker, recorder, canceller, cancel_flag, metrics)
     left = processes.end_all(END_GRACE)  # nothing of the run outlives it
     tracker.flush(force=True)
+    if metrics is not None:
+        metrics.stop()
+        recorder.save_system(metrics.take())
 
     notes = [log.problem()]
     if left:
@@ -102,10 +111,40 @@ def supervise(store: RunStore, run_id: int) -> None:
     log.close()
 
 
+def _wait_in_queue(settings: Settings, store: RunStore, run: RunRecord, cancel_flag: dict) -> RunRecord | None:
+    """Wait in the GPU queue (core/runs/gpu_queue.py) until the run holds its devices: the record
+    to start, with CUDA_VISIBLE_DEVICES set to them (in NVML's order); marked cancel_requested when it was
+    cancelled while waiting (it never starts); None when it was finished meanwhile by someone else."""
+    devices = wait_for_devices(settings, store, run.id, stop=lambda: cancel_flag["set"])
+    current = store.get(run.id)
+    if devices is None:
+        if not current.active:
+            return None
+        current.cancel_requested = True
+        return current
+    # NVML numbers GPUs by PCI bus; CUDA, unless told so, fastest first: make its numbering NVML's.
+    current.env = {**current.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices)),
+                   "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    store.update(run.id, env=current.env)
+    return current
+
+
+def _start_metrics(settings: Settings, env: dict, recorder: Recorder) -> SystemMetrics | None:
+    """Start sampling the run's system metrics every VTM_SYSTEM_METRICS_INTERVAL seconds (None:
+    0, sampling off), for the store and, while tracking is on, its MLflow run."""
+    if settings.system_metrics_interval <= 0:
+        return None
+    metrics = SystemMetrics(settings.system_metrics_interval, devices_of(recorder.record.gpus),
+                            mlflow_run_id=lambda: recorder.record.mlflow_run_id, environ=env,
+                            tracking_uri=settings.tracking_uri if settings.tracking_mode != "off" else None)
+    metrics.start()
+    return metrics
+
+
 def _pump(child: subprocess.Popen, log: LogWriter, tracker: ProgressTracker, recorder: Recorder,
-          canceller: Canceller, cancel_flag: dict) -> int:
-    """Copy the script's output to the log and the tracker until it is gone; act on cancels.
-    Returns the script's exit code (minus the signal that ended it)."""
+          canceller: Canceller, cancel_flag: dict, metrics: SystemMetrics | None = None) -> int:
+    """Copy the script's output to the log and the tracker until it is gone; act on cancels;
+    save the system-metric samples. Returns the script's exit code (minus the signal that ended it)."""
     selector = selectors.DefaultSelector()
     selector.register(child.stdout, selectors.EVENT_READ)
     fd = child.stdout.fileno()
@@ -143,6 +182,9 @@ def _pump(child: subprocess.Popen, log: LogWriter, tracker: ProgressTracker, rec
         if log.error and recorder.record.message != _disk_message(log):
             recorder.update(recorder.record.id, message=_disk_message(log))
         tracker.flush()
+        samples = metrics.take() if metrics is not None else None
+        if samples:
+            recorder.save_system(samples)
     return child.wait()
 
 

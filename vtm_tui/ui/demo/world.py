@@ -18,6 +18,7 @@ from vtm_tui.core.runs.progress import format_meta, format_progress
 from vtm_tui.core.runs.store import RunStore
 from vtm_tui.core.tracking.server import ServerStatus
 from vtm_tui.settings import PACKAGED_CATALOG, Settings
+from vtm_tui.ui.demo.pinned_host import demo_host_state
 from vtm_tui.ui.sources import Sources
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: "now" in every picture
@@ -93,10 +94,10 @@ def demo_sources(settings: Settings) -> Sources:
     return Sources(
         clock=lambda: NOW,
         server_status=lambda _settings: ServerStatus("up", TRACKING_URI, pid=4242, port=5001, managed=True),
-        gpus=lambda: [],
         # The store as it is: the demo's "running" run has no supervisor, and the real
         # list_runs would (rightly) mark it lost.
         list_runs=lambda _settings: store.list(),
+        host=lambda _settings: demo_host_state(0, NOW),  # show_host() ticks it
     )
 
 

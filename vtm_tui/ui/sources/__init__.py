@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vtm_tui.settings import Settings
-from vtm_tui.ui.sources.gpus import Gpu, gpu_options, parse_gpu_csv, probe_gpus
 from vtm_tui.ui.sources.serving import ServingSources
 
 if TYPE_CHECKING:
+    from vtm_tui.core.gpus.host import HostState
     from vtm_tui.core.runs.store import RunRecord
     from vtm_tui.core.tracking.client import Tracking
     from vtm_tui.core.tracking.server import ServerStatus
 
-__all__ = ["RUNS_LIMIT", "Gpu", "ServingSources", "Sources", "gpu_options", "parse_gpu_csv", "probe_gpus"]
+__all__ = ["RUNS_LIMIT", "ServingSources", "Sources"]
 
 RUNS_LIMIT = 200  # the table shows the newest runs; older ones stay in `vtm runs`
 
@@ -38,6 +38,12 @@ def _list_runs(settings: Settings) -> list[RunRecord]:
     return list_runs(settings, RUNS_LIMIT)  # also marks runs whose supervisor vanished as lost
 
 
+def _read_host(settings: Settings) -> HostState:
+    from vtm_tui.core.runs.gpu_queue import read_host
+
+    return read_host(settings)  # NVML, /proc and the run store: the GPUs, who holds them, the queue
+
+
 def _open_tracking(settings: Settings) -> Tracking:
     """The tracking server every part of vtm uses (core's resolver), without starting vtm's
     embedded server: looking at a tab never starts it (launching, importing, serving do)."""
@@ -50,7 +56,7 @@ def _open_tracking(settings: Settings) -> Tracking:
 class Sources:
     clock: Callable[[], float] = time.time
     server_status: Callable[[Settings], ServerStatus] = _server_status  # the header's MLflow state
-    gpus: Callable[[], list[Gpu]] = probe_gpus
+    host: Callable[[Settings], HostState] = _read_host  # the host view, the Launcher's GPU picker
     list_runs: Callable[[Settings], list[RunRecord]] = _list_runs
     tracking: Callable[[Settings], Tracking] = _open_tracking  # what the MLflow Ops tab reads
     serving: ServingSources = field(default_factory=ServingSources)  # the Serving tab's

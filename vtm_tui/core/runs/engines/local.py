@@ -4,14 +4,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from vtm_tui.core import procs
+from vtm_tui.core.runs import liveness
+from vtm_tui.core.runs.liveness import MARKER
 from vtm_tui.core.runs.store import RunRecord, RunStore
-from vtm_tui.core.runs.supervisor import MARKER, RESERVE_NAME
-
-QUEUED_TIMEOUT = 30.0  # a run with no live supervisor after this long was never started
 
 
 class LocalEngine:
@@ -28,7 +26,7 @@ class LocalEngine:
 
     def supervisor_alive(self, run: RunRecord) -> bool:
         """True while the run's supervisor process lives (checked by PID and command line)."""
-        return procs.is_running(run.supervisor_pid, MARKER, str(run.id))
+        return liveness.supervisor_alive(run)
 
     def cancel(self, store: RunStore, run: RunRecord) -> None:
         """Flag the run cancelled in the store and wake its supervisor (SIGTERM), which escalates
@@ -47,13 +45,5 @@ class LocalEngine:
 
     def refresh(self, store: RunStore, run: RunRecord) -> None:
         """Finish the run as lost when its supervisor vanished (killed, machine restarted) while the
-        record still says it is active."""
-        if self.supervisor_alive(run):
-            return
-        current = store.get(run.id)  # it may have finished normally since `run` was read
-        if not current.active:
-            return
-        if current.supervisor_pid is None and time.time() - current.created_at < QUEUED_TIMEOUT:
-            return
-        store.finish(run.id, "lost", message="its supervisor process vanished (killed or machine restarted)")
-        (current.run_dir / RESERVE_NAME).unlink(missing_ok=True)  # the space it held for its last writes
+        record still says it is active: its GPUs go to the next run in the queue."""
+        liveness.finish_if_gone(store, run)

@@ -27,13 +27,15 @@ from vtm_tui.errors import error_text
 from vtm_tui.settings import Settings
 from vtm_tui.ui.messages import CatalogLoaded, RunLaunched
 from vtm_tui.ui.pacing import pause
-from vtm_tui.ui.sources import Gpu, Sources, gpu_options
+from vtm_tui.ui.sources import Sources
 from vtm_tui.ui.tabs.base import VtmPane
+from vtm_tui.ui.tabs.launcher.gpu_choices import gpu_options, launch_gpus
 from vtm_tui.ui.tabs.launcher.task_form import FieldRow, TaskForm
 from vtm_tui.ui.widgets.text_line import TextLine
 
 if TYPE_CHECKING:  # the catalog module (pydantic, ~0.3 s) loads in the watcher thread
     from vtm_tui.core.catalog.loader import Catalog, Task
+    from vtm_tui.core.gpus.host import HostState
 
 CATALOG_POLL = 1.0  # seconds between mtime checks of the catalog file
 
@@ -76,7 +78,7 @@ class LauncherPane(VtmPane):
 
     @dataclass
     class GpusFound(Message):
-        gpus: list[Gpu]
+        state: HostState | None  # None: the box could not be read (the picker offers CPU only)
 
     @dataclass
     class LaunchFailed(Message):
@@ -87,7 +89,7 @@ class LauncherPane(VtmPane):
         self.catalog: Catalog | None = None
         self._drafts: dict[str, dict] = {}  # per task: what the user changed, kept across switches
         self._pending_gpus: str | None = None
-        self._gpu_values = [value for _, value in gpu_options([])]
+        self._gpu_values = [value for _, value in gpu_options(None)]
         self._launching = False
         self._reload = threading.Event()
 
@@ -103,7 +105,7 @@ class LauncherPane(VtmPane):
                     yield Select([("local", "local"), ("slurm", "slurm")], value="local",
                                  allow_blank=False, compact=True, id="engine-picker")
                     yield Label("GPUs", id="gpu-label")
-                    yield Select(gpu_options([]), value="cpu", allow_blank=False, compact=True,
+                    yield Select(gpu_options(None), value="cpu", allow_blank=False, compact=True,
                                  id="gpu-picker")
                     yield Button("Launch ^l", variant="primary", compact=True, id="launch-button")
         yield Static(id="catalog-errors")
@@ -213,7 +215,12 @@ class LauncherPane(VtmPane):
             return
         shown = {field.name for field in self.catalog.task(run.task).form_fields()}
         self._drafts[run.task] = {k: v for k, v in run.field_values.items() if k in shown}
-        if run.gpus is not None:
+        kind, _, asked = (run.gpu_request or "").partition(":")
+        if kind == "count":  # --num-gpus N: any N again, not the devices it got
+            self._set_gpus(f"any:{asked}")
+        elif kind == "devices":
+            self._set_gpus(asked)
+        elif run.gpus is not None:
             self._set_gpus(run.gpus)
         self.form.shown_task = None  # the drafts above replace whatever the form holds
         task_list = self.query_one("#task-list", OptionList)
@@ -238,11 +245,17 @@ class LauncherPane(VtmPane):
 
     @work(thread=True, group="gpus")
     def _probe_gpus(self) -> None:
-        self.post_message(self.GpusFound(self.sources.gpus()))
+        try:
+            state = self.sources.host(self.settings)
+        except Exception as exc:  # e.g. a damaged run store: the picker still offers CPU
+            self.post_message(self.GpusFound(None))
+            self.report_failure(exc, "Reading the GPUs failed")  # safe from a worker thread
+            return
+        self.post_message(self.GpusFound(state))
 
     def on_launcher_pane_gpus_found(self, message: GpusFound) -> None:
         picker = self.query_one("#gpu-picker", Select)
-        options = gpu_options(message.gpus)
+        options = gpu_options(message.state)
         wanted = self._pending_gpus or picker.value
         picker.set_options(options)
         self._gpu_values = [value for _, value in options]
@@ -272,7 +285,8 @@ class LauncherPane(VtmPane):
         return "local" if value is Select.NULL else str(value)
 
     def selected_gpus(self) -> str | None:
-        """The `gpus` for launch(): None leaves CUDA_VISIBLE_DEVICES to the engine."""
+        """The GPU picker's value ('any:N', '0,2', 'cpu'; launch_gpus reads it); None leaves
+        CUDA_VISIBLE_DEVICES to the engine."""
         picker = self.query_one("#gpu-picker", Select)
         if picker.disabled:
             return None
@@ -310,7 +324,9 @@ class LauncherPane(VtmPane):
         from vtm_tui.core.runs.lifecycle import launch
 
         try:
-            run = launch(self.settings, task_type, values, gpus=gpus, catalog=catalog, engine=engine)
+            gpus, num_gpus = launch_gpus(gpus)
+            run = launch(self.settings, task_type, values, gpus=gpus, num_gpus=num_gpus, catalog=catalog,
+                         engine=engine)
         except Exception as exc:
             self.post_message(self.LaunchFailed(exc))
         else:

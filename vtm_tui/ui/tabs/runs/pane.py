@@ -68,6 +68,9 @@ def row_cells(run: RunRecord, metric: str | None, now: float) -> tuple:
     )
 
 
+SYSTEM_SAMPLES = 120  # system-metric samples charted: the last two minutes at 1 s
+
+
 class RunsPane(VtmPane):
     EAGER = True  # live from the start: a launched run is selected here, whatever tab is shown
     BODY = "#runs-table"
@@ -86,6 +89,7 @@ class RunsPane(VtmPane):
         runs: list[RunRecord]
         chart_key: tuple | None  # which (run, progress) the points belong to
         points: list[dict] | None  # None: the charted run's points have not changed
+        system: list[dict] | None = None  # its system-metric samples (the last SYSTEM_SAMPLES)
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, RunsPane.Polled)
@@ -164,16 +168,18 @@ class RunsPane(VtmPane):
                 else:
                     runs = store.list(RUNS_LIMIT)
                 polls += 1
-                key = points = None
+                key = points = system = None
                 selected = self.selected_id if self._pending_select is None else self._pending_select
                 run = next((run for run in runs if run.id == selected), None)
                 if run is not None:
-                    key = (run.id, run.status, json.dumps(run.progress, sort_keys=True))
+                    system = store.system_samples(run.id, SYSTEM_SAMPLES)
+                    key = (run.id, run.status, json.dumps(run.progress, sort_keys=True),
+                           system[-1]["time"] if system else None)
                     if key != self.charted:
                         points = store.points(run.id)
                 for notice in store.take_notices():
                     self.post_message(self.StoreNote(notice))
-                self.post_message(self.Polled(runs, key, points))
+                self.post_message(self.Polled(runs, key, points, system))
             except Exception as exc:  # e.g. a full disk or a locked store: say so once, keep trying
                 if self._poll_failure != error_text(exc):
                     self.post_message(self.StoreNote(f"Cannot read the run store: {error_text(exc)}", failure=True))
@@ -210,7 +216,7 @@ class RunsPane(VtmPane):
             return
         self.query_one(RunDetail).show_run(run, self.sources.clock())
         if message.points is not None and message.chart_key and message.chart_key[0] == run.id:
-            await self.query_one(RunDetail).show_points(run, message.points)
+            await self.query_one(RunDetail).show_points(run, message.points, message.system)
             self.charted = message.chart_key
 
     def _update_table(self, runs: list[RunRecord]) -> None:

@@ -7,10 +7,11 @@ from textual.containers import Vertical
 from textual.widgets import ProgressBar
 
 from vtm_tui.core.formatting import format_duration, format_epoch
+from vtm_tui.core.runs.gpu_queue import run_request
 from vtm_tui.core.runs.progress import fraction_done
 from vtm_tui.core.runs.store import RunRecord
 from vtm_tui.ui.status_styles import RUN
-from vtm_tui.ui.tabs.runs.metric_chart import MetricCharts, series_by_key
+from vtm_tui.ui.tabs.runs.metric_chart import MetricCharts, series_by_key, system_series
 from vtm_tui.ui.widgets.text_line import TextLine
 
 
@@ -53,9 +54,13 @@ class RunDetail(Vertical):
             facts.append(f"  ·  exit {run.exit_code}")
         facts.append("\nMLflow ")
         facts.append(run.mlflow_run_id or "-", "cyan" if run.mlflow_run_id else "dim")
+        if run.status == "queued" and run.gpu_request:
+            asked = run_request(run)
+            facts.append(f"\nwaits in the GPU queue for {asked.describe() if asked else run.gpu_request}"
+                         f"{f', priority {run.priority}' if run.priority else ''}; h: its place and why", "yellow")
         if run.message and run.status != "succeeded":
             facts.append("\n" + run.message, "red")
         self.query_one("#run-facts", TextLine).update(facts)
 
-    async def show_points(self, run: RunRecord, points: list[dict]) -> None:
-        await self.query_one(MetricCharts).show(series_by_key(points, run.progress))
+    async def show_points(self, run: RunRecord, points: list[dict], system: list[dict] | None = None) -> None:
+        await self.query_one(MetricCharts).show(series_by_key(points, run.progress), system_series(system or []))

@@ -1,0 +1,35 @@
+"""Whether a local run's supervisor still lives, and what becomes of a run whose supervisor
+vanished (killed, machine restarted): it finishes `lost`, which releases its GPUs in the queue
+and its space reserve. Shared by the local engine's refresh and the GPU queue's supervisors."""
+from __future__ import annotations
+
+import time
+
+from vtm_tui.core import procs
+from vtm_tui.core.runs.store import RunRecord, RunStore
+
+MARKER = "vtm_tui.core.runs.supervisor"  # the supervisor's module: `python -m MARKER DB RUN_ID`
+RESERVE_NAME = ".space-reserve"  # the file in the run folder that keeps space for the last writes
+QUEUED_TIMEOUT = 30.0  # seconds: a run with no supervisor PID after this long was never started
+LOST_MESSAGE = "its supervisor process vanished (killed or machine restarted)"
+
+
+def supervisor_alive(run: RunRecord) -> bool:
+    """True while the run's supervisor process lives (checked by PID and command line)."""
+    return procs.is_running(run.supervisor_pid, MARKER, str(run.id))
+
+
+def finish_if_gone(store: RunStore, run: RunRecord) -> bool:
+    """Finish an active local run as lost when its supervisor is gone (a run just recorded gets
+    QUEUED_TIMEOUT seconds for its supervisor to show up); True when it did."""
+    if supervisor_alive(run):
+        return False
+    current = store.get(run.id)  # it may have finished normally since `run` was read
+    if not current.active:
+        return False
+    if current.supervisor_pid is None and time.time() - current.created_at < QUEUED_TIMEOUT:
+        return False
+    if not store.finish(run.id, "lost", message=LOST_MESSAGE):
+        return False
+    (current.run_dir / RESERVE_NAME).unlink(missing_ok=True)
+    return True
