@@ -86,30 +86,38 @@ class VtmFooter(Footer):
                                     binding.action, disabled=not enabled,
                                     tooltip=tooltip).data_bind(compact=Footer.compact)
 
+    _generation = 0  # counts binding changes: a fit measured for older keys is dropped
+
     def bindings_changed(self, screen) -> None:
+        self._generation += 1
         self.set_reactive(VtmFooter.two_rows, False)  # other keys: try one row first
         self.remove_class("-two-rows")
         super().bindings_changed(screen)
 
     def on_resize(self) -> None:
-        self.call_after_refresh(self._fit)
+        self.call_after_refresh(self._fit, self._generation)
 
     async def recompose(self) -> None:
+        generation = self._generation
         await super().recompose()
-        self.call_after_refresh(self._fit)
+        self.call_after_refresh(self._fit, generation)
 
-    def _fit(self, tries: int = 20) -> None:
+    def _fit(self, generation: int, tries: int = 20) -> None:
+        if generation != self._generation:  # the keys changed since: their own fit follows
+            return
         palette = next(iter(self.query(".-command-palette")), None)
         keys = [child for child in self.children if child is not palette and child.display]
         if any(not child.region.width for child in [*keys, *([palette] if palette else [])]):
             if tries:  # not laid out yet
-                self.call_after_refresh(self._fit, tries - 1)
+                self.call_after_refresh(self._fit, generation, tries - 1)
             return
         if not self.two_rows:
-            limit = palette.region.x if palette is not None else self.region.right
-            end = max((child.region.right + child.styles.margin.right for child in keys), default=0)
-            if end > limit:
-                self._one_row_width = end - self.region.x + (self.region.right - limit)
+            # Widths, not positions: a key laid out before its siblings moved is not an overflow.
+            needed = (sum(child.region.width + child.styles.margin.left + child.styles.margin.right
+                          for child in keys) + self.styles.padding.left
+                      + (palette.region.width if palette is not None else 0))
+            if needed > self.region.width:
+                self._one_row_width = needed
                 self.two_rows = True
         elif self.size.width >= getattr(self, "_one_row_width", 1 << 30):
             self.two_rows = False
