@@ -40,7 +40,7 @@ SHOTS = {
 
 
 async def shoot(name: str, keys: list[str], out: Path, size: tuple[int, int]) -> None:
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
         settings, sources = make_demo(Path(folder))
         fill_demo_registry(settings)
         app = VtmApp(settings, with_serving(with_demo_mlflow(sources)))
@@ -133,7 +133,7 @@ def _settle(driver, quiet: float = 1.0, timeout: float = 30.0) -> bytes:
 
 def run_demo_app() -> int:
     """The pinned demo as a plain app run (what each browser tab of the --web shot runs)."""
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
         settings, sources = make_demo(Path(folder))
         fill_demo_registry(settings)
         VtmApp(settings, with_serving(with_demo_mlflow(sources))).run()
