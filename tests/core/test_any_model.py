@@ -313,6 +313,84 @@ def test_pt2_archives_with_a_pickle_payload_are_refused_and_the_payload_never_ru
     assert load_program(tmp_path / "model.pt2").kind == "pt2"  # the untouched archive loads
 
 
+def test_a_pt2_archive_with_a_repeated_record_name_is_refused_in_either_order(tmp_path):
+    """Two payload configs of one name, one marking weight_0 pickled: a check that keeps one of
+    them and torch's reader that takes the other would disagree; vtm refuses both orders."""
+    (archive, marker), = [v for k, v in _evil_archives(tmp_path).items() if k == "weight"]
+    config_name = "model/data/weights/model_weights_config.json"
+    pickled = zipfile.ZipFile(archive).read(config_name)
+    safe = json.loads(pickled)
+    for entry in safe["config"].values():
+        entry["use_pickle"] = False
+    orders = {"pickled-first": (pickled, json.dumps(safe).encode()),
+              "pickled-last": (json.dumps(safe).encode(), pickled)}
+    runs = []
+    for order, (first, second) in orders.items():
+        dst = tmp_path / f"twice-{order}.pt2"
+        with zipfile.ZipFile(archive) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+            for info in zin.infolist():
+                if info.filename == config_name:
+                    zout.writestr(info, first)
+                    with pytest.warns(UserWarning, match="Duplicate name"):
+                        zout.writestr(info, second)
+                else:
+                    zout.writestr(info, zin.read(info))
+        assert [i.filename for i in zipfile.ZipFile(dst).infolist()].count(config_name) == 2
+        subprocess.run([sys.executable, "-c", f"import torch\ntry:\n torch.export.load({str(dst)!r})\n"
+                        "except Exception:\n pass\n"], cwd=tmp_path, capture_output=True, timeout=120,
+                       env={k: v for k, v in base_env().items() if k != "PYTHONPATH"})
+        runs.append(marker.exists())
+        marker.unlink(missing_ok=True)
+        for call, args in ((load_program, (dst,)), (convert_to_standard, (dst, tmp_path / "out.pt2"))):
+            with pytest.raises(UnsafeProgram, match=f"refused: record {config_name} appears twice"):
+                call(*args)
+        assert not marker.exists(), order
+    assert any(runs), "in neither order did torch.export.load unpickle the payload: the archive proves nothing"
+
+
+def _patch_record(src: Path, dst: Path, name: str, flag_or: int = 0, method: int | None = None,
+                  flip_byte: bool = False) -> Path:
+    """A copy of src whose record `name` has extra general-purpose flag bits, another compression
+    method or one data byte flipped (both the local header and the central directory entry)."""
+    import struct
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as archive:
+        info = archive.getinfo(name)
+        start = archive.start_dir
+    local = info.header_offset
+    name_len, extra_len = struct.unpack_from("<HH", data, local + 26)
+    if flip_byte:
+        data[local + 30 + name_len + extra_len] ^= 0xFF
+    central = data.index(b"PK\x01\x02", start)
+    while data[central + 46:central + 46 + len(name.encode())] != name.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    for offset, flag_at, method_at in ((local, 6, 8), (central, 8, 10)):
+        flag = struct.unpack_from("<H", data, offset + flag_at)[0]
+        struct.pack_into("<H", data, offset + flag_at, flag | flag_or)
+        if method is not None:
+            struct.pack_into("<H", data, offset + method_at, method)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (dict(flip_byte=True), "Bad CRC-32"), (dict(flag_or=0x1), "encrypted"),
+    (dict(method=99), "compression method is not supported")])
+def test_a_pt2_archive_with_a_damaged_record_is_one_line(tmp_path, damage, reason):
+    torch.export.save(torch.export.export(nn.Linear(3, 2), (torch.rand(1, 3),)), tmp_path / "model.pt2")
+    record = "model/models/model.json"
+    bad = _patch_record(tmp_path / "model.pt2", tmp_path / "bad.pt2", record, **damage)
+    with pytest.raises(UnsafeProgram, match=f"bad.pt2: record {record} cannot be read .*{reason}") as caught:
+        load_program(bad)
+    assert "\n" not in str(caught.value)
+    if damage.get("flip_byte"):
+        env = base_env(VTM_HOME=str(tmp_path / ".vtm"))
+        result = subprocess.run([VTM_BIN, "predict", str(bad), "--random"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "cannot be read" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------
 # TorchScript and MLflow's pickle format: only when trusted
 # ---------------------------------------------------------------------------
