@@ -401,8 +401,24 @@ def test_torchscript_converts_and_loads_only_when_trusted(tmp_path):
     x = torch.rand(2, 3, SIZE, SIZE)
     torch.jit.save(torch.jit.trace(model, (x,), strict=False), tmp_path / "traced.pt")
     torch.jit.save(torch.jit.script(model), tmp_path / "scripted.pt")
+    # Untrusted, a TorchScript file is refused before torch.jit.load reads it: one whose code
+    # torch.jit.load would fail to compile gets the same refusal, and only when trusted is it loaded
+    with zipfile.ZipFile(tmp_path / "traced.pt") as archive:
+        code = [n for n in archive.namelist() if "/code/" in n and n.endswith(".py")]
+    _crafted(tmp_path / "traced.pt", tmp_path / "broken.pt", {n: b"def forward(self, x):\n  return (((\n"
+                                                                for n in code})
+    untrusted = "is TorchScript, which runs its own code when loaded: pass --trust-torchscript if you trust it"
+    for name in ("traced.pt", "broken.pt"):
+        with pytest.raises(CheckpointError, match=f"{name} {untrusted}"):
+            convert_to_standard(tmp_path / name, tmp_path / "refused.pt2", ConvertRequest(input_shape=(3, SIZE, SIZE)))
+        with pytest.raises(CheckpointError, match=untrusted):  # a catalog's defaults cannot grant trust
+            convert_to_standard(tmp_path / name, tmp_path / "refused.pt2", ConvertRequest(input_shape=(
+                3, SIZE, SIZE)).merged(ConvertRequest(trust_torchscript=True)))
+    assert not (tmp_path / "refused.pt2").exists()
+    with pytest.raises(CheckpointError, match="broken.pt: not a loadable TorchScript file"):
+        convert_to_standard(tmp_path / "broken.pt", tmp_path / "refused.pt2", ConvertRequest(trust_torchscript=True))
     result = convert_to_standard(tmp_path / "traced.pt", tmp_path / "model-standard.pt2",
-                                 ConvertRequest(input_shape=(3, SIZE, SIZE)))
+                                 ConvertRequest(input_shape=(3, SIZE, SIZE), trust_torchscript=True))
     assert result.conversion.source == "torchscript" and result.conversion.max_abs_diff < 1e-5
     assert "TorchScript has no safe loading mode" in result.conversion.notes[0]
     with torch.no_grad():
@@ -416,7 +432,45 @@ def test_torchscript_converts_and_loads_only_when_trusted(tmp_path):
                                                          expected, atol=1e-5)
     # torch's converter cannot take this scripted UNet: its reason, on one line
     with pytest.raises(ExportFailed, match="torch cannot convert this TorchScript to an ExportedProgram: Runtime"):
-        convert_to_standard(tmp_path / "scripted.pt", tmp_path / "s.pt2", ConvertRequest(input_shape=(3, SIZE, SIZE)))
+        convert_to_standard(tmp_path / "scripted.pt", tmp_path / "s.pt2",
+                            ConvertRequest(input_shape=(3, SIZE, SIZE), trust_torchscript=True))
+
+
+def test_publishing_or_predicting_torchscript_through_vtm_needs_trust(tmp_path):
+    """`vtm registry publish X.pt --convert-standard`, a script's registry_publish and `vtm predict`
+    of a TorchScript registry bundle load it only with --trust-torchscript (trustTorchScript)."""
+    torch.jit.save(torch.jit.trace(_unet(), (torch.rand(2, 3, SIZE, SIZE),), strict=False), tmp_path / "traced.pt")
+    registry = tmp_path / "registry"
+    env = base_env(VTM_HOME=str(tmp_path / ".vtm"), VTM_REGISTRY_URL=str(registry))
+
+    def vtm(*argv):
+        return subprocess.run([VTM_BIN, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    shape = ["--input-shape", f"3,{SIZE},{SIZE}"]
+    refused = vtm("registry", "publish", "traced.pt", "--model", "ts", "--convert-standard", *shape)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip() == ("vtm: error: traced.pt is TorchScript, which runs its own code when "
+                                      "loaded: pass --trust-torchscript if you trust it")
+    assert not registry.exists() or not [p for p in registry.rglob("*") if p.is_file()]
+    steps = tmp_path / "steps.yaml"
+    steps.write_text("steps:\n  - registry_publish: {file: traced.pt, modelName: ts, convertToTorchStandard: true}\n")
+    script = vtm("--script", str(steps))
+    assert script.returncode == 2 and "pass --trust-torchscript if you trust it" in script.stderr + script.stdout
+    published = vtm("registry", "publish", "traced.pt", "--model", "ts", "--convert-standard", *shape,
+                    "--trust-torchscript", "--set-latest")
+    assert published.returncode == 0 and "standard program: model-standard.pt2 (from torchscript)" in published.stdout
+    steps.write_text("steps:\n  - registry_publish: {file: traced.pt, modelName: ts, convertToTorchStandard: true,"
+                     " trustTorchScript: true}\n")
+    script = vtm("--script", str(steps))
+    assert script.returncode == 2 and "input shape is unknown" in script.stderr + script.stdout  # trusted: loaded
+    assert vtm("registry", "publish", "traced.pt", "--model", "plain").returncode == 0  # as is: not loaded
+    predict = ["predict", "--model", "plain", "--stage", "dev", "--random", "--shape", f"3,{SIZE},{SIZE}", "--json"]
+    refused = vtm(*predict)
+    assert refused.returncode == 2 and "(--trust-torchscript)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    trusted = vtm(*predict, "--trust-torchscript")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "registry plain/dev/v1, checkpoint.pt" in json.loads(trusted.stdout)["source"]
 
 
 def test_an_mlflow_pickle_model_needs_allow_pickle(tmp_path):
