@@ -512,6 +512,48 @@ def test_an_image_is_preprocessed_as_the_spec_says(tmp_path):
     assert np.allclose(got.array[0], expected, atol=1e-6)
 
 
+def test_a_program_that_cannot_be_written_is_one_line_and_never_half_written(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    torch.save(nn.Conv2d(3, 2, 1).state_dict(), tmp_path / "w.pth")
+    request = ConvertRequest(architecture="torch.nn:Conv2d", input_shape=(3, 4, 4),
+                             arch_kwargs={"in_channels": 3, "out_channels": 2, "kernel_size": 1})
+    (tmp_path / "a-folder.pt2").mkdir()
+    for dst, where in ((tmp_path / "a-folder.pt2", "a-folder.pt2: cannot write the program there"),
+                       (tmp_path / "missing" / "m.pt2", "m.pt2: cannot write the program there")):
+        with pytest.raises(ExportFailed, match=where) as caught:
+            convert_to_standard(tmp_path / "w.pth", dst, request)
+        assert "\n" not in str(caught.value)
+    # a disk that fills halfway through torch.export.save (a fault made here by hand): the
+    # program already at dst is left as it was, and no temporary file stays behind
+    (tmp_path / "out").mkdir()
+    dst = tmp_path / "out" / "model-standard.pt2"
+    dst.write_bytes(b"the previous program")
+    real_save = torch.export.save
+
+    def disk_full(program, f, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch.export, "save", disk_full)
+    with pytest.raises(ExportFailed, match=r"model-standard.pt2: cannot write the program \(OSError: .*No space"):
+        convert_to_standard(tmp_path / "w.pth", dst, request)
+    assert dst.read_bytes() == b"the previous program" and [p.name for p in dst.parent.iterdir()] == [dst.name]
+    monkeypatch.setattr(torch.export, "save", real_save)
+    assert convert_to_standard(tmp_path / "w.pth", dst, request).path == dst
+    assert load_program(dst).kind == "pt2" and [p.name for p in dst.parent.iterdir()] == [dst.name]
+
+    from vtm_tui.core.serving.fallback import predict_file
+    from vtm_tui.errors import UserError
+
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(UserError, match="input .*empty.npy: not a plain numeric .npy array"):
+        predict_file(str(dst), source=str(tmp_path / "empty.npy"))
+    result = subprocess.run([VTM_BIN, "predict", str(dst), "--input", "empty.npy"], cwd=tmp_path,
+                            env=base_env(VTM_HOME=str(tmp_path / ".vtm")), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "empty.npy: not a plain numeric .npy array" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_folder_of_images_is_a_batch_with_masks_and_progress(tmp_path):
     from PIL import Image
 

@@ -78,8 +78,10 @@ def _array_file(path: Path):
     if path.suffix.lower() == ".npy":
         try:
             return np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise UserError(f"input {path}: not a plain numeric .npy array ({exc})") from None
+        except (ValueError, EOFError) as exc:  # EOFError: an empty or truncated file
+            raise UserError(f"input {path}: not a plain numeric .npy array ({exc or type(exc).__name__})") from None
+        except OSError as exc:
+            raise UserError(f"input {path}: cannot read it ({exc})") from None
     from vtm_tui.core.standard.checkpoint import safe_load
 
     tensor = safe_load(path)
