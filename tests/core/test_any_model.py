@@ -512,6 +512,24 @@ def test_an_image_is_preprocessed_as_the_spec_says(tmp_path):
     assert np.allclose(got.array[0], expected, atol=1e-6)
 
 
+def test_an_odd_centre_crop_takes_torchvision_s_offsets(tmp_path):
+    """torchvision's center_crop: top = int(round((h - crop_h) / 2.0)) (Python's round), so a
+    difference of 3 starts the crop at 2 and one of 5 at 2 (not 3 // 2 = 1 and 5 // 2 = 2)."""
+    from PIL import Image
+
+    from vtm_tui.core.serving.inputs import load_inputs
+    from vtm_tui.core.standard.spec import ModelSpec
+
+    pixels = np.random.default_rng(5).integers(0, 256, (19, 21, 3), dtype=np.uint8)  # H=19, W=21
+    Image.fromarray(pixels).save(tmp_path / "odd.png")
+    spec = ModelSpec("classification", (3, 16, 16), 2, resize=(19, 21))  # no resizing: the image's own size
+    got = load_inputs(str(tmp_path / "odd.png"), spec.input_shape, spec=spec).array[0]
+    top, left = int(round(3 / 2.0)), int(round(5 / 2.0))
+    assert (top, left) == (2, 2)
+    expected = pixels[top:top + 16, left:left + 16].astype(np.float32).transpose(2, 0, 1) / 255.0
+    assert np.allclose(got, expected, atol=1e-6)
+
+
 def test_a_program_that_cannot_be_written_is_one_line_and_never_half_written(tmp_path, monkeypatch):
     torch.manual_seed(0)
     torch.save(nn.Conv2d(3, 2, 1).state_dict(), tmp_path / "w.pth")
