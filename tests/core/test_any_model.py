@@ -313,6 +313,84 @@ def test_pt2_archives_with_a_pickle_payload_are_refused_and_the_payload_never_ru
     assert load_program(tmp_path / "model.pt2").kind == "pt2"  # the untouched archive loads
 
 
+def test_a_pt2_archive_with_a_repeated_record_name_is_refused_in_either_order(tmp_path):
+    """Two payload configs of one name, one marking weight_0 pickled: a check that keeps one of
+    them and torch's reader that takes the other would disagree; vtm refuses both orders."""
+    (archive, marker), = [v for k, v in _evil_archives(tmp_path).items() if k == "weight"]
+    config_name = "model/data/weights/model_weights_config.json"
+    pickled = zipfile.ZipFile(archive).read(config_name)
+    safe = json.loads(pickled)
+    for entry in safe["config"].values():
+        entry["use_pickle"] = False
+    orders = {"pickled-first": (pickled, json.dumps(safe).encode()),
+              "pickled-last": (json.dumps(safe).encode(), pickled)}
+    runs = []
+    for order, (first, second) in orders.items():
+        dst = tmp_path / f"twice-{order}.pt2"
+        with zipfile.ZipFile(archive) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+            for info in zin.infolist():
+                if info.filename == config_name:
+                    zout.writestr(info, first)
+                    with pytest.warns(UserWarning, match="Duplicate name"):
+                        zout.writestr(info, second)
+                else:
+                    zout.writestr(info, zin.read(info))
+        assert [i.filename for i in zipfile.ZipFile(dst).infolist()].count(config_name) == 2
+        subprocess.run([sys.executable, "-c", f"import torch\ntry:\n torch.export.load({str(dst)!r})\n"
+                        "except Exception:\n pass\n"], cwd=tmp_path, capture_output=True, timeout=120,
+                       env={k: v for k, v in base_env().items() if k != "PYTHONPATH"})
+        runs.append(marker.exists())
+        marker.unlink(missing_ok=True)
+        for call, args in ((load_program, (dst,)), (convert_to_standard, (dst, tmp_path / "out.pt2"))):
+            with pytest.raises(UnsafeProgram, match=f"refused: record {config_name} appears twice"):
+                call(*args)
+        assert not marker.exists(), order
+    assert any(runs), "in neither order did torch.export.load unpickle the payload: the archive proves nothing"
+
+
+def _patch_record(src: Path, dst: Path, name: str, flag_or: int = 0, method: int | None = None,
+                  flip_byte: bool = False) -> Path:
+    """A copy of src whose record `name` has extra general-purpose flag bits, another compression
+    method or one data byte flipped (both the local header and the central directory entry)."""
+    import struct
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as archive:
+        info = archive.getinfo(name)
+        start = archive.start_dir
+    local = info.header_offset
+    name_len, extra_len = struct.unpack_from("<HH", data, local + 26)
+    if flip_byte:
+        data[local + 30 + name_len + extra_len] ^= 0xFF
+    central = data.index(b"PK\x01\x02", start)
+    while data[central + 46:central + 46 + len(name.encode())] != name.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    for offset, flag_at, method_at in ((local, 6, 8), (central, 8, 10)):
+        flag = struct.unpack_from("<H", data, offset + flag_at)[0]
+        struct.pack_into("<H", data, offset + flag_at, flag | flag_or)
+        if method is not None:
+            struct.pack_into("<H", data, offset + method_at, method)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (dict(flip_byte=True), "Bad CRC-32"), (dict(flag_or=0x1), "encrypted"),
+    (dict(method=99), "compression method is not supported")])
+def test_a_pt2_archive_with_a_damaged_record_is_one_line(tmp_path, damage, reason):
+    torch.export.save(torch.export.export(nn.Linear(3, 2), (torch.rand(1, 3),)), tmp_path / "model.pt2")
+    record = "model/models/model.json"
+    bad = _patch_record(tmp_path / "model.pt2", tmp_path / "bad.pt2", record, **damage)
+    with pytest.raises(UnsafeProgram, match=f"bad.pt2: record {record} cannot be read .*{reason}") as caught:
+        load_program(bad)
+    assert "\n" not in str(caught.value)
+    if damage.get("flip_byte"):
+        env = base_env(VTM_HOME=str(tmp_path / ".vtm"))
+        result = subprocess.run([VTM_BIN, "predict", str(bad), "--random"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "cannot be read" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------
 # TorchScript and MLflow's pickle format: only when trusted
 # ---------------------------------------------------------------------------
@@ -323,8 +401,24 @@ def test_torchscript_converts_and_loads_only_when_trusted(tmp_path):
     x = torch.rand(2, 3, SIZE, SIZE)
     torch.jit.save(torch.jit.trace(model, (x,), strict=False), tmp_path / "traced.pt")
     torch.jit.save(torch.jit.script(model), tmp_path / "scripted.pt")
+    # Untrusted, a TorchScript file is refused before torch.jit.load reads it: one whose code
+    # torch.jit.load would fail to compile gets the same refusal, and only when trusted is it loaded
+    with zipfile.ZipFile(tmp_path / "traced.pt") as archive:
+        code = [n for n in archive.namelist() if "/code/" in n and n.endswith(".py")]
+    _crafted(tmp_path / "traced.pt", tmp_path / "broken.pt", {n: b"def forward(self, x):\n  return (((\n"
+                                                                for n in code})
+    untrusted = "is TorchScript, which runs its own code when loaded: pass --trust-torchscript if you trust it"
+    for name in ("traced.pt", "broken.pt"):
+        with pytest.raises(CheckpointError, match=f"{name} {untrusted}"):
+            convert_to_standard(tmp_path / name, tmp_path / "refused.pt2", ConvertRequest(input_shape=(3, SIZE, SIZE)))
+        with pytest.raises(CheckpointError, match=untrusted):  # a catalog's defaults cannot grant trust
+            convert_to_standard(tmp_path / name, tmp_path / "refused.pt2", ConvertRequest(input_shape=(
+                3, SIZE, SIZE)).merged(ConvertRequest(trust_torchscript=True)))
+    assert not (tmp_path / "refused.pt2").exists()
+    with pytest.raises(CheckpointError, match="broken.pt: not a loadable TorchScript file"):
+        convert_to_standard(tmp_path / "broken.pt", tmp_path / "refused.pt2", ConvertRequest(trust_torchscript=True))
     result = convert_to_standard(tmp_path / "traced.pt", tmp_path / "model-standard.pt2",
-                                 ConvertRequest(input_shape=(3, SIZE, SIZE)))
+                                 ConvertRequest(input_shape=(3, SIZE, SIZE), trust_torchscript=True))
     assert result.conversion.source == "torchscript" and result.conversion.max_abs_diff < 1e-5
     assert "TorchScript has no safe loading mode" in result.conversion.notes[0]
     with torch.no_grad():
@@ -338,7 +432,45 @@ def test_torchscript_converts_and_loads_only_when_trusted(tmp_path):
                                                          expected, atol=1e-5)
     # torch's converter cannot take this scripted UNet: its reason, on one line
     with pytest.raises(ExportFailed, match="torch cannot convert this TorchScript to an ExportedProgram: Runtime"):
-        convert_to_standard(tmp_path / "scripted.pt", tmp_path / "s.pt2", ConvertRequest(input_shape=(3, SIZE, SIZE)))
+        convert_to_standard(tmp_path / "scripted.pt", tmp_path / "s.pt2",
+                            ConvertRequest(input_shape=(3, SIZE, SIZE), trust_torchscript=True))
+
+
+def test_publishing_or_predicting_torchscript_through_vtm_needs_trust(tmp_path):
+    """`vtm registry publish X.pt --convert-standard`, a script's registry_publish and `vtm predict`
+    of a TorchScript registry bundle load it only with --trust-torchscript (trustTorchScript)."""
+    torch.jit.save(torch.jit.trace(_unet(), (torch.rand(2, 3, SIZE, SIZE),), strict=False), tmp_path / "traced.pt")
+    registry = tmp_path / "registry"
+    env = base_env(VTM_HOME=str(tmp_path / ".vtm"), VTM_REGISTRY_URL=str(registry))
+
+    def vtm(*argv):
+        return subprocess.run([VTM_BIN, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    shape = ["--input-shape", f"3,{SIZE},{SIZE}"]
+    refused = vtm("registry", "publish", "traced.pt", "--model", "ts", "--convert-standard", *shape)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip() == ("vtm: error: traced.pt is TorchScript, which runs its own code when "
+                                      "loaded: pass --trust-torchscript if you trust it")
+    assert not registry.exists() or not [p for p in registry.rglob("*") if p.is_file()]
+    steps = tmp_path / "steps.yaml"
+    steps.write_text("steps:\n  - registry_publish: {file: traced.pt, modelName: ts, convertToTorchStandard: true}\n")
+    script = vtm("--script", str(steps))
+    assert script.returncode == 2 and "pass --trust-torchscript if you trust it" in script.stderr + script.stdout
+    published = vtm("registry", "publish", "traced.pt", "--model", "ts", "--convert-standard", *shape,
+                    "--trust-torchscript", "--set-latest")
+    assert published.returncode == 0 and "standard program: model-standard.pt2 (from torchscript)" in published.stdout
+    steps.write_text("steps:\n  - registry_publish: {file: traced.pt, modelName: ts, convertToTorchStandard: true,"
+                     " trustTorchScript: true}\n")
+    script = vtm("--script", str(steps))
+    assert script.returncode == 2 and "input shape is unknown" in script.stderr + script.stdout  # trusted: loaded
+    assert vtm("registry", "publish", "traced.pt", "--model", "plain").returncode == 0  # as is: not loaded
+    predict = ["predict", "--model", "plain", "--stage", "dev", "--random", "--shape", f"3,{SIZE},{SIZE}", "--json"]
+    refused = vtm(*predict)
+    assert refused.returncode == 2 and "(--trust-torchscript)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    trusted = vtm(*predict, "--trust-torchscript")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "registry plain/dev/v1, checkpoint.pt" in json.loads(trusted.stdout)["source"]
 
 
 def test_an_mlflow_pickle_model_needs_allow_pickle(tmp_path):
@@ -378,6 +510,66 @@ def test_an_image_is_preprocessed_as_the_spec_says(tmp_path):
         spec.std).reshape(3, 1, 1)
     assert got.names == ["a.png"] and got.array.shape == (1, 3, 16, 16) and got.array.dtype == np.float32
     assert np.allclose(got.array[0], expected, atol=1e-6)
+
+
+def test_an_odd_centre_crop_takes_torchvision_s_offsets(tmp_path):
+    """torchvision's center_crop: top = int(round((h - crop_h) / 2.0)) (Python's round), so a
+    difference of 3 starts the crop at 2 and one of 5 at 2 (not 3 // 2 = 1 and 5 // 2 = 2)."""
+    from PIL import Image
+
+    from vtm_tui.core.serving.inputs import load_inputs
+    from vtm_tui.core.standard.spec import ModelSpec
+
+    pixels = np.random.default_rng(5).integers(0, 256, (19, 21, 3), dtype=np.uint8)  # H=19, W=21
+    Image.fromarray(pixels).save(tmp_path / "odd.png")
+    spec = ModelSpec("classification", (3, 16, 16), 2, resize=(19, 21))  # no resizing: the image's own size
+    got = load_inputs(str(tmp_path / "odd.png"), spec.input_shape, spec=spec).array[0]
+    top, left = int(round(3 / 2.0)), int(round(5 / 2.0))
+    assert (top, left) == (2, 2)
+    expected = pixels[top:top + 16, left:left + 16].astype(np.float32).transpose(2, 0, 1) / 255.0
+    assert np.allclose(got, expected, atol=1e-6)
+
+
+def test_a_program_that_cannot_be_written_is_one_line_and_never_half_written(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    torch.save(nn.Conv2d(3, 2, 1).state_dict(), tmp_path / "w.pth")
+    request = ConvertRequest(architecture="torch.nn:Conv2d", input_shape=(3, 4, 4),
+                             arch_kwargs={"in_channels": 3, "out_channels": 2, "kernel_size": 1})
+    (tmp_path / "a-folder.pt2").mkdir()
+    for dst, where in ((tmp_path / "a-folder.pt2", "a-folder.pt2: cannot write the program there"),
+                       (tmp_path / "missing" / "m.pt2", "m.pt2: cannot write the program there")):
+        with pytest.raises(ExportFailed, match=where) as caught:
+            convert_to_standard(tmp_path / "w.pth", dst, request)
+        assert "\n" not in str(caught.value)
+    # a disk that fills halfway through torch.export.save (a fault made here by hand): the
+    # program already at dst is left as it was, and no temporary file stays behind
+    (tmp_path / "out").mkdir()
+    dst = tmp_path / "out" / "model-standard.pt2"
+    dst.write_bytes(b"the previous program")
+    real_save = torch.export.save
+
+    def disk_full(program, f, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 half an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch.export, "save", disk_full)
+    with pytest.raises(ExportFailed, match=r"model-standard.pt2: cannot write the program \(OSError: .*No space"):
+        convert_to_standard(tmp_path / "w.pth", dst, request)
+    assert dst.read_bytes() == b"the previous program" and [p.name for p in dst.parent.iterdir()] == [dst.name]
+    monkeypatch.setattr(torch.export, "save", real_save)
+    assert convert_to_standard(tmp_path / "w.pth", dst, request).path == dst
+    assert load_program(dst).kind == "pt2" and [p.name for p in dst.parent.iterdir()] == [dst.name]
+
+    from vtm_tui.core.serving.fallback import predict_file
+    from vtm_tui.errors import UserError
+
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(UserError, match="input .*empty.npy: not a plain numeric .npy array"):
+        predict_file(str(dst), source=str(tmp_path / "empty.npy"))
+    result = subprocess.run([VTM_BIN, "predict", str(dst), "--input", "empty.npy"], cwd=tmp_path,
+                            env=base_env(VTM_HOME=str(tmp_path / ".vtm")), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "empty.npy: not a plain numeric .npy array" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_folder_of_images_is_a_batch_with_masks_and_progress(tmp_path):

@@ -339,6 +339,43 @@ async def test_a_user_network_is_published_and_converted_with_its_spec_through_t
         assert "within" in status(pane)
 
 
+async def test_converting_torchscript_through_the_tab_needs_the_trust_switch(tmp_path):
+    """The publish dialog converts a TorchScript file only with its trust switch on (torch.jit.load
+    runs the file's code); the switch is off each time the dialog opens."""
+    import torch
+    from fixtures.user_project import user_models
+
+    torch.manual_seed(0)
+    net = user_models().build_model("unet", num_classes=3, width=4).eval()
+    torch.jit.save(torch.jit.trace(net, (torch.rand(2, 3, 16, 16),), strict=False), tmp_path / "traced.pt")
+    app = app_for(tmp_path, str(tmp_path / "reg"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = await open_registry_tab(pilot)
+        for trusted in (False, True):
+            await pilot.press("u")
+            dialog = await wait_for(pilot, lambda: isinstance(app.screen, PublishDialog) and app.screen)
+            trust = dialog.query_one("#publish-trust-torchscript", Switch)
+            assert not trust.value  # off each time, greyed out while not converting
+            assert trust.disabled is not dialog.query_one("#publish-convert", Switch).value
+            dialog.query_one("#publish-path", Input).value = "traced.pt"
+            dialog.query_one("#publish-model", Input).value = "ts"
+            dialog.query_one("#publish-convert", Switch).value = True
+            await pilot.pause()
+            assert not trust.disabled
+            trust.value = trusted
+            dialog.query_one("#publish-input-shape", Input).value = "3,16,16"
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda want=("Published" if trusted else "failed"): want in status(pane)
+                           and pane.settled, timeout=120, what="the publish")
+            if not trusted:
+                assert "traced.pt is TorchScript, which runs its own code when loaded: pass --trust-torchscript" \
+                    in status(pane), status(pane)
+                assert not [p for p in (tmp_path / "reg").rglob("*") if p.is_file() and p.suffix != ".json"]
+        assert status(pane).startswith("✓ Published ts/dev/1"), status(pane)
+        manifest = pane.listing.info(NodeRef("ts", "dev", 1)).manifest
+        assert manifest.has_program and manifest.conversion["source"] == "torchscript"
+
+
 async def test_publish_best_without_runs_is_a_status(tmp_path):
     app = app_for(tmp_path, str(tmp_path / "reg"))  # its MLflow store (SQLite) has no runs at all
     async with app.run_test(size=(80, 24)) as pilot:

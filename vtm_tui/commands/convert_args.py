@@ -10,12 +10,12 @@ from vtm_tui.settings import Settings
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """--arch, --arch-kwargs, --input-shape, --class-names, --mean, --std, --channel-order,
-    --resize, --output-key, --output-kind, --allow-pickle."""
+    --resize, --output-key, --output-kind, --allow-pickle, --trust-torchscript."""
     group = parser.add_argument_group(
         "model spec (--convert-standard)",
         "What rebuilding and feeding the network needs; unset values come from the file, the catalog "
-        "task's model: block or the model's own outputs. A TorchScript file is converted with "
-        "torch.jit.load, which has no safe mode: convert only TorchScript you trust.")
+        "task's model: block or the model's own outputs. A TorchScript file is converted only with "
+        "--trust-torchscript: torch.jit.load has no safe mode and runs the file's code.")
     group.add_argument("--arch", metavar="MODULE_OR_FILE:CALLABLE",
                        help="the network: torchvision.models:resnet50, ./models.py:UNet (a file of your tree), "
                             "or vtm's SmallCNN / TinySegNet")
@@ -31,6 +31,8 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output-kind", choices=["logits", "probabilities"], help="default logits")
     group.add_argument("--allow-pickle", action="store_true",
                        help="allow an MLflow model in the pickle format: loading it RUNS THE FILE'S CODE")
+    group.add_argument("--trust-torchscript", action="store_true",
+                       help="allow converting a TorchScript file: torch.jit.load RUNS THE FILE'S CODE")
 
 
 def request_from_args(args, settings: Settings, task_type: str | None = None):
@@ -52,7 +54,8 @@ def request_from_args(args, settings: Settings, task_type: str | None = None):
         channel_order=opt("channel_order"),
         resize=parse_ints(args.resize, "--resize", 2) if opt("resize") else None,
         output_key=opt("output_key"), output_kind=opt("output_kind"),
-        allow_pickle=bool(opt("allow_pickle")), base_dir=str(settings.workdir))
+        allow_pickle=bool(opt("allow_pickle")), trust_torchscript=bool(opt("trust_torchscript")),
+        base_dir=str(settings.workdir))
 
 
 def conversion_lines(manifest) -> list[str]:

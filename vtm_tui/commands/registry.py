@@ -218,7 +218,7 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
 def _gives_spec(args) -> bool:
     return any(getattr(args, name, None) for name in (
         "arch", "arch_kwargs", "input_shape", "class_names", "mean", "std", "channel_order", "resize",
-        "output_key", "output_kind"))
+        "output_key", "output_kind", "trust_torchscript"))
 
 
 def _usage(message: str):

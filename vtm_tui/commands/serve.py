@@ -126,7 +126,8 @@ def register(sub) -> None:
     source.add_argument("--input", help="an image (PNG/JPEG), a folder of images, or a .npy / .pt array "
                                         "(C,H,W or a batch N,C,H,W)")
     source.add_argument("--random", action="store_true", help="a random input of the model's shape")
-    predict.add_argument("--shape", help="C,H,W of the input, for a server or a model file that cannot tell")
+    predict.add_argument("--shape", help="C,H,W of the input, for a server, model file or registry bundle "
+                                         "that cannot tell")
     predict.add_argument("--task-type", choices=["classification", "segmentation"],
                          help="how to read a server's outputs (default: from their shape)")
     predict.add_argument("--top-k", type=int, default=3)

@@ -9,7 +9,9 @@
 
 Every step takes `registry:` (a URL; default VTM_REGISTRY_URL or <VTM_HOME>/registry) and
 accepts the original system's spellings (modelName, setLatest, convertToTorchStandard,
-torchTaskType, torchNumClasses, experimentName, artifactPath, taskType). Bad input fails with
+torchTaskType, torchNumClasses, experimentName, artifactPath, taskType). Converting a
+TorchScript file runs its code: registry_publish does it only with `trust_torchscript: true`
+(or trustTorchScript), as `--trust-torchscript` does. Bad input fails with
 exit code 2, a failed transfer or no eligible run with 1.
 """
 from __future__ import annotations
@@ -18,10 +20,11 @@ ALIASES = {"modelName": "model", "setLatest": "set_latest", "convertToTorchStand
            "torchTaskType": "task_type", "torchNumClasses": "num_classes", "experimentName": "experiment",
            "artifactPath": "artifact_path", "taskType": "task", "trackingUri": "tracking_uri",
            "registryUrl": "registry", "destinationDir": "dest", "fromStage": "from", "toStage": "to",
-           "defaultStage": "stage", "defaultVersion": "version", "defaultDestinationDir": "dest"}
+           "defaultStage": "stage", "defaultVersion": "version", "defaultDestinationDir": "dest",
+           "trustTorchScript": "trust_torchscript"}
 PUBLISH_KEYS = {"file", "model", "stage", "version", "set_latest", "convert_standard", "task_type",
                 "num_classes", "registry", "task", "experiment", "metric", "mode", "artifact_path",
-                "filter", "tracking_uri"}
+                "filter", "tracking_uri", "trust_torchscript"}
 PROMOTE_KEYS = {"model", "version", "from", "to", "set_latest", "registry"}
 PULL_KEYS = {"model", "stage", "version", "dest", "registry"}
 
@@ -62,6 +65,9 @@ def step_registry_publish(ctx, spec) -> None:
     spec = _spec(spec, "file", PUBLISH_KEYS)
     stage = str(spec.get("stage") or "dev")
     set_latest, convert = _flag(spec, "set_latest"), _flag(spec, "convert_standard")
+    from vtm_tui.core.standard.spec import ConvertRequest
+
+    request = ConvertRequest(trust_torchscript=_flag(spec, "trust_torchscript"))
     if spec.get("file"):
         extra = {"task", "experiment", "metric", "mode", "artifact_path", "filter", "tracking_uri"} & set(spec)
         if extra:
@@ -74,7 +80,7 @@ def step_registry_publish(ctx, spec) -> None:
                 ctx.settings.workdir / str(spec["file"]), str(spec["model"]), stage,
                 version=spec.get("version"), set_latest=set_latest, convert_standard=convert,
                 task_type=spec.get("task_type"),
-                num_classes=None if spec.get("num_classes") is None else int(spec["num_classes"]))
+                num_classes=None if spec.get("num_classes") is None else int(spec["num_classes"]), request=request)
     else:
         from vtm_tui.core.registry.publish_best import publish_best
         from vtm_tui.core.tracking.best import NoEligibleRun
@@ -86,7 +92,7 @@ def step_registry_publish(ctx, spec) -> None:
                     experiment=spec.get("experiment"), metric=spec.get("metric"), mode=spec.get("mode"),
                     model=spec.get("model"), artifact_path=spec.get("artifact_path"),
                     filter=spec.get("filter"), set_latest=set_latest, convert_standard=convert,
-                    tracking_uri=spec.get("tracking_uri"))
+                    tracking_uri=spec.get("tracking_uri"), request=request)
             except NoEligibleRun as exc:
                 raise StepFailed(str(exc), 1) from None
 

@@ -102,10 +102,13 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
                   progress: Callable[[int, int], None] | None = None,
                   cancel: threading.Event | None = None, interactive: bool | None = None,
                   outputs_path: str | None = None,
-                  predict_progress: Callable[[int, int], None] | None = None) -> Prediction:
+                  predict_progress: Callable[[int, int], None] | None = None,
+                  trust_torchscript: bool = False, shape: tuple[int, int, int] | None = None) -> Prediction:
     """Predict with registry model `model` in `stage`: natively when a server for
     models:/MODEL@STAGE runs (or `native` can start one), else from the registry bundle with the
-    local loader. A pinned `version` (not "latest") is always the registry bundle's."""
+    local loader (trust_torchscript: a TorchScript bundle may be loaded, which runs its code;
+    shape (C, H, W): for a bundle that does not say).
+    A pinned `version` (not "latest") is always the registry bundle's."""
     skipped = []
     if version == "latest":
         model_uri = f"models:/{model}@{stage}"
@@ -124,15 +127,19 @@ def predict_model(settings: Settings, model: str, *, stage: str = "release", ver
                                  random=random, top_k=top_k, mask_path=mask_path, registry=registry,
                                  progress=progress, cancel=cancel, skipped=skipped,
                                  interactive=interactive, outputs_path=outputs_path,
-                                 predict_progress=predict_progress)
+                                 predict_progress=predict_progress, trust_torchscript=trust_torchscript,
+                                 shape=shape)
 
 
 def predict_from_registry(settings: Settings, model: str, *, stage: str, version, source, random,
                           top_k: int, mask_path, registry, progress=None, cancel=None,
                           skipped: list[str] | None = None, interactive: bool | None = None,
-                          outputs_path: str | None = None, predict_progress=None) -> Prediction:
+                          outputs_path: str | None = None, predict_progress=None,
+                          trust_torchscript: bool = False,
+                          shape: tuple[int, int, int] | None = None) -> Prediction:
     """Pull (verify, cache in <VTM_HOME>/cache) and run a registry version here with the local
-    loader (its standard program first: core/standard/loader.py).
+    loader (its standard program first: core/standard/loader.py; a TorchScript bundle only with
+    trust_torchscript, since torch.jit.load runs its code).
 
     progress(bytes done, total) follows the download, predict_progress(samples done, total) a
     batch; setting `cancel` stops either. interactive=False: never prompt for an FTP password
@@ -143,7 +150,7 @@ def predict_from_registry(settings: Settings, model: str, *, stage: str, version
     cache = settings.home / "cache"
     with open_registry(settings, registry, interactive=interactive) as reg:
         pulled = reg.pull(model, stage, version, dest=cache, progress=progress, cancel=cancel)
-    program = load_program(pulled.path)
+    program = load_program(pulled.path, trust_torchscript=trust_torchscript, input_shape=shape)
     result = predict_program(program, source, random=random, top_k=top_k, mask_path=mask_path,
                              outputs_path=outputs_path, progress=predict_progress, cancel=cancel)
     return dataclasses.replace(result, skipped=skipped or [],
@@ -179,7 +186,7 @@ def predict_target(settings: Settings, target: str | Target, *, source: str | No
     - ModelTarget: predict_model (a running native server for models:/NAME@STAGE, started first
       with `native`, else the registry bundle: registry URL, progress, cancel, interactive);
     - PinnedTarget: only a running server for exactly that URI, else UserError (serve it first);
-    - FileTarget: predict_file (shape, trust_torchscript).
+    - FileTarget: predict_file (shape, trust_torchscript; a ModelTarget's bundle takes both too).
 
     source: an input (image, folder of images, .npy, .pt; inputs.py), or None with random=True for
     random data of the model's input shape; mask_path: where a segmentation mask PNG goes (a
@@ -205,4 +212,5 @@ def predict_target(settings: Settings, target: str | Target, *, source: str | No
     assert isinstance(target, ModelTarget)
     return predict_model(settings, target.name, stage=target.stage, version=target.version, native=native,
                          source=source, registry=registry, progress=progress, cancel=cancel,
-                         interactive=interactive, predict_progress=predict_progress, **common)
+                         interactive=interactive, predict_progress=predict_progress,
+                         trust_torchscript=trust_torchscript, shape=shape, **common)

@@ -8,7 +8,10 @@
                                         they are (.npy without pickles, .pt with weights_only)
     random                              one sample of uniform pixels, normalised like an image
 
-Images decode with Pillow; arrays with numpy.load(allow_pickle=False).
+Images decode with Pillow; arrays with numpy.load(allow_pickle=False). The centre crop takes
+torchvision's offsets (torchvision/transforms/functional.py `center_crop`:
+`int(round((height - crop_height) / 2.0))`, likewise for the width), so an odd difference
+rounds as a model trained with torchvision's Resize + CenterCrop saw it.
 """
 from __future__ import annotations
 
@@ -48,7 +51,8 @@ def _normalise(array, spec):
 
 
 def preprocess_image(path: Path, shape: tuple[int, int, int], spec=None):
-    """One image as the model wants it: (C, H, W) float32 (see the module docstring). UserError
+    """One image as the model wants it: (C, H, W) float32 (see the module docstring; the centre
+    crop's offsets are torchvision's CenterCrop's). UserError
     for an unreadable image or a model that takes neither 1 nor 3 channels."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
@@ -61,7 +65,9 @@ def preprocess_image(path: Path, shape: tuple[int, int, int], spec=None):
         with Image.open(path) as image:
             image = image.convert("RGB" if channels == 3 else "L").resize((resize[1], resize[0]), Image.BILINEAR)
             if resize != (height, width):  # torchvision's Resize + CenterCrop
-                top, left = max(0, (resize[0] - height) // 2), max(0, (resize[1] - width) // 2)
+                # torchvision's center_crop offsets: int(round(diff / 2.0)), so 3 gives 2, 5 gives 2
+                top = max(0, int(round((resize[0] - height) / 2.0)))
+                left = max(0, int(round((resize[1] - width) / 2.0)))
                 image = image.crop((left, top, left + width, top + height))
             pixels = np.asarray(image, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as exc:
@@ -78,8 +84,10 @@ def _array_file(path: Path):
     if path.suffix.lower() == ".npy":
         try:
             return np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise UserError(f"input {path}: not a plain numeric .npy array ({exc})") from None
+        except (ValueError, EOFError) as exc:  # EOFError: an empty or truncated file
+            raise UserError(f"input {path}: not a plain numeric .npy array ({exc or type(exc).__name__})") from None
+        except OSError as exc:
+            raise UserError(f"input {path}: cannot read it ({exc})") from None
     from vtm_tui.core.standard.checkpoint import safe_load
 
     tensor = safe_load(path)

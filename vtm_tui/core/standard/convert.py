@@ -8,9 +8,9 @@ Sources (file_kinds.file_kind tells them apart):
 - a state-dict checkpoint (.pth/.pt, a Lightning .ckpt, vtm's own) plus an architecture
   (`MODULE_OR_FILE:CALLABLE` and keyword arguments, or one of vtm's examples), unwrapped and
   fitted as checkpoint.py describes, exported and proved (exporter.py);
-- a TorchScript file: loaded with torch.jit.load, which has no safe mode (it runs the file's
-  code: convert only files you trust), converted with torch's TorchScript-to-ExportedProgram
-  converter and proved against the scripted module;
+- a TorchScript file, only with trust_torchscript: loaded with torch.jit.load, which has no
+  safe mode (it runs the file's code: convert only files you trust), converted with torch's
+  TorchScript-to-ExportedProgram converter and proved against the scripted module;
 - a .pt2 archive (MLflow's default format for a logged PyTorch model, or the user's own):
   checked pickle-free (pt2_safety.py) before it is loaded, then saved again with its spec;
 - an MLflow model folder: its data/model.pt2 as above; its pickle format (data/model.pth) only
@@ -138,6 +138,9 @@ def _convert_torchscript(src: Path, dst: Path, request: ConvertRequest) -> Stand
 
     import torch
 
+    if not request.trust_torchscript:
+        raise CheckpointError(f"{src} is TorchScript, which runs its own code when loaded: pass --trust-torchscript "
+                              f"if you trust it")
     started = time.monotonic()
     try:
         scripted = torch.jit.load(str(src), map_location="cpu").eval()
@@ -222,9 +225,9 @@ def _convert_mlflow_folder(src: Path, dst: Path, request: ConvertRequest) -> Sta
 def convert_to_standard(src: str | Path, dst: str | Path, request: ConvertRequest | None = None) -> StandardResult:
     """Write the Torch Standard v2 program for `src` (any source of the module docstring) to
     dst; returns its spec and conversion record. Errors (exit code 2): CheckpointError (unreadable,
-    refused, weights that do not fit), SpecError, ArchitectureError, ExportFailed (torch.export
-    cannot trace it, or the program differs from the model by 1e-5 or more). dst is written only
-    when the conversion proved itself."""
+    refused, TorchScript without request.trust_torchscript, weights that do not fit), SpecError,
+    ArchitectureError, ExportFailed (torch.export cannot trace it, or the program differs from the
+    model by 1e-5 or more). dst is written only when the conversion proved itself."""
     src, dst = Path(src), Path(dst)
     request = request or ConvertRequest()
     kind = file_kind(src)

@@ -212,10 +212,16 @@ def save_program(program, spec: ModelSpec, conversion: Conversion, path: str | P
 def save_proved(program, reference, spec: ModelSpec, conversion: Conversion, dst: str | Path, *,
                 started: float | None = None) -> Conversion:
     """Prove `program` against `reference` (a callable: the eager model, or the program as it was
-    loaded), refuse a training-mode batch norm, save it to dst with the spec and the conversion
-    record, load the file back and prove that too. conversion gets the larger of the two
-    differences, torch's version and the seconds since `started`. ExportFailed on any failure,
-    and dst is removed again."""
+    loaded), refuse a training-mode batch norm, save it with the spec and the conversion record,
+    load the file back and prove that too. conversion gets the larger of the two differences,
+    torch's version and the seconds since `started`. The file is written under the same name in a
+    temporary folder beside dst and moved onto dst (os.replace) only once proved: dst is never
+    seen half-written, and a file already there stays as it was on any failure. ExportFailed on
+    any failure (one line naming dst when it cannot be written)."""
+    import os
+    import shutil
+    import tempfile
+
     import torch
 
     started = time.monotonic() if started is None else started
@@ -224,13 +230,24 @@ def save_proved(program, reference, spec: ModelSpec, conversion: Conversion, dst
     prove(reference, program.module(), spec, conversion)
     in_memory = conversion.max_abs_diff
     conversion.torch_version = str(torch.__version__)
-    save_program(program, spec, conversion, dst)
     try:
-        saved = torch.export.load(dst)  # written just now by this process
+        folder = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent))
+    except OSError as exc:
+        raise ExportFailed(f"{dst}: cannot write the program there ({reason(exc)})") from None
+    try:
+        part = folder / dst.name  # the same name: the archive's inner folder is named after it
+        try:
+            save_program(program, spec, conversion, part)
+        except Exception as exc:
+            raise ExportFailed(f"{dst}: cannot write the program ({reason(exc)})") from None
+        saved = torch.export.load(part)  # written just now by this process
         prove(reference, saved.module(), spec, conversion)
-    except BaseException:
-        dst.unlink(missing_ok=True)
-        raise
+        try:
+            os.replace(part, dst)
+        except OSError as exc:
+            raise ExportFailed(f"{dst}: cannot write the program there ({reason(exc)})") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     conversion.max_abs_diff = max(in_memory, conversion.max_abs_diff)
     conversion.seconds = time.monotonic() - started
     return conversion

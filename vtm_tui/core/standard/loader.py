@@ -184,7 +184,7 @@ def load_program(path: str | Path, device=None, *, trust_torchscript: bool = Fal
         if not trust_torchscript:
             raise CheckpointError(f"{path}: a TorchScript file: torch.jit.load has no safe mode (it runs the "
                                   f"file's code); vtm loads it only when you say you trust it (--trust-torchscript), "
-                                  f"or convert it once with --convert-standard")
+                                  f"or convert it once with --convert-standard --trust-torchscript")
         with quiet_torch():
             return _load_torchscript(path, target, input_shape)
     if kind == "mlflow-model":

@@ -50,11 +50,11 @@ def _json(content: bytes) -> tuple[bool, object]:
         return False, None
 
 
-def raw_tensor_records(configs: dict[str, bytes]) -> set[str]:
-    """The records the payload configs mark as raw tensor bytes (use_pickle false, a weight_ or
-    tensor_ name) and that no config entry marks pickled."""
+def raw_tensor_records(configs: list[tuple[str, bytes]]) -> set[str]:
+    """The records the payload configs, (record name, content) pairs, mark as raw tensor bytes
+    (use_pickle false, a weight_ or tensor_ name) and that no entry of any config marks pickled."""
     raw, pickled = set(), set()
-    for name, content in configs.items():
+    for name, content in configs:
         ok, config = _json(content)
         if not ok or not isinstance(config, dict) or not isinstance(config.get("config"), dict):
             continue
@@ -114,26 +114,45 @@ def _tensor_zip_is_safe(content: bytes, torch, user_globals: set[str]) -> bool:
     return True
 
 
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytes:
+    # a record zipfile cannot read (bad CRC, encrypted, a compression it lacks) refuses the archive
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, ValueError, OSError,
+            EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnsafeProgram(f"{path}: record {info.filename} cannot be read ({reason}); the .pt2 archive is "
+                            f"damaged or not torch's: export or download it again") from None
+
+
 def unsafe_records(path: str | Path) -> list[str]:
     """The names of the archive's records that fail the rule (see the module docstring); [] for
-    a pickle-free archive. UnsafeProgram when the file is not a zip archive at all."""
+    a pickle-free archive. UnsafeProgram when the file is not a zip archive at all, when a record
+    cannot be read (bad CRC, encrypted, unsupported compression) or when two records share a name
+    (torch never writes one; readers disagree on which one counts)."""
     import torch
 
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as exc:
         raise UnsafeProgram(f"{path}: not a .pt2 archive ({exc})") from None
     bad = []
     user_globals = _user_safe_globals(torch)
     with archive:
         infos = [info for info in archive.infolist() if not info.is_dir()]
-        configs = {i.filename: archive.read(i) for i in infos if PAYLOAD_CONFIG_RECORD.search(i.filename)}
+        seen: set[str] = set()
+        for info in infos:
+            if info.filename in seen:
+                raise UnsafeProgram(f"{path}: refused: record {info.filename} appears twice in the archive "
+                                    f"(torch never writes one; a reader could take either)")
+            seen.add(info.filename)
+        configs = [(i.filename, _read(archive, i, path)) for i in infos if PAYLOAD_CONFIG_RECORD.search(i.filename)]
         raw = raw_tensor_records(configs)
         for info in infos:
             if info.filename in raw:
                 continue
-            content = archive.read(info)  # one record at a time
+            content = _read(archive, info, path)  # one record at a time
             if info.filename.rsplit("/", 1)[-1] in TEXT_RECORD_NAMES and TEXT_RECORD_CONTENT.fullmatch(
                     content.decode("ascii", errors="replace")):
                 continue

@@ -173,12 +173,14 @@ class ModelSpec:
 class ConvertRequest:
     """What a user tells a conversion (the CLI's --task, --num-classes, --arch, --arch-kwargs,
     --input-shape, --class-names, --mean, --std, --channel-order, --resize, --output-key,
-    --output-kind, --allow-pickle; a catalog task's `model:` block). None: take it from the file,
-    the architecture's defaults or the program's outputs.
+    --output-kind, --allow-pickle, --trust-torchscript; a catalog task's `model:` block). None:
+    take it from the file, the architecture's defaults or the program's outputs.
 
     architecture: `MODULE_OR_FILE:CALLABLE` (e.g. `torchvision.models:resnet50` or
     `./models.py:UNet`, a file relative to base_dir) or an example name (SmallCNN, TinySegNet).
-    allow_pickle: an MLflow model in the pickle format may be loaded (this runs the file's code)."""
+    allow_pickle: an MLflow model in the pickle format may be loaded (this runs the file's code).
+    trust_torchscript: a TorchScript file may be loaded with torch.jit.load to convert it (this
+    runs the file's code); only the caller sets it, never a catalog's defaults."""
     task_type: str | None = None
     num_classes: int | None = None
     architecture: str | None = None
@@ -193,11 +195,13 @@ class ConvertRequest:
     output_kind: str | None = None
     input_dtype: str | None = None
     allow_pickle: bool = False
+    trust_torchscript: bool = False
     base_dir: str | None = None  # where a relative architecture file is looked up (default: cwd)
 
     def merged(self, defaults: "ConvertRequest | None") -> "ConvertRequest":
         """This request with its unset fields (None, empty) taken from `defaults` (a catalog
-        task's model block); allow_pickle and base_dir stay this request's unless unset."""
+        task's model block); allow_pickle and base_dir stay this request's unless unset;
+        trust_torchscript is only ever this request's."""
         if defaults is None:
             return self
         values = {}
@@ -205,6 +209,7 @@ class ConvertRequest:
             mine = getattr(self, f.name)
             values[f.name] = mine if mine not in (None, {}, []) else getattr(defaults, f.name)
         values["allow_pickle"] = self.allow_pickle or defaults.allow_pickle
+        values["trust_torchscript"] = self.trust_torchscript
         return ConvertRequest(**values)
 
     def spec_fields(self) -> dict:

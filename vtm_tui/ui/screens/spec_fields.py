@@ -1,6 +1,7 @@
 """The model spec rows of the Registry tab's publish, publish-best and convert dialogs: the network
 (`MODULE_OR_FILE:CALLABLE` and its keyword arguments) and the input/output spec (input shape,
-class names, mean / std, output key), read into core's ConvertRequest.
+class names, mean / std, output key), read into core's ConvertRequest, and the switch that
+allows converting a TorchScript file (torch.jit.load runs its code; off each time a dialog opens).
 
 Empty fields are left to the file (vtm's checkpoints say what they are), the catalog task's
 `model:` block, or the model's own outputs; a malformed one is a ValueError the dialog shows.
@@ -12,7 +13,7 @@ import json
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Switch
 
 # (key, label, placeholder): the rows, in order
 SPEC_ROWS = (
@@ -47,6 +48,9 @@ class SpecFields(Vertical):
             placeholder = f"{self.fallback}; {hint}" if key in ("arch", "input_shape") else hint
             yield field_row(label, Input(self.values.get(key, ""), placeholder=placeholder, compact=True,
                                          id=f"{self.prefix}-{key.replace('_', '-')}"))
+        yield field_row("  trust TorchScript", Switch(False, id=f"{self.prefix}-trust-torchscript",
+                                                     tooltip="converting a TorchScript file runs its code: "
+                                                             "only for files you trust"))
 
     def field(self, key: str) -> Input:
         """The Input of a row (key as in SPEC_ROWS)."""
@@ -56,10 +60,15 @@ class SpecFields(Vertical):
         """key -> the text typed (stripped), for the dialog to remember."""
         return {key: self.field(key).value.strip() for key, _, _ in SPEC_ROWS}
 
+    def trusts_torchscript(self) -> bool:
+        """The trust-TorchScript switch: a TorchScript file may be converted (runs its code)."""
+        return self.query_one(f"#{self.prefix}-trust-torchscript", Switch).value
+
     def set_enabled(self, enabled: bool) -> None:
-        """Enable the rows (conversion on) or grey them out."""
+        """Enable the rows and the switch (conversion on) or grey them out."""
         for key, _, _ in SPEC_ROWS:
             self.field(key).disabled = not enabled
+        self.query_one(f"#{self.prefix}-trust-torchscript", Switch).disabled = not enabled
 
     def request(self, base_dir, *, task_type: str | None = None, num_classes: int | None = None):
         """A core.standard ConvertRequest of the rows (a relative architecture file is looked up
@@ -75,7 +84,8 @@ class SpecFields(Vertical):
                 class_names=[n.strip() for n in text["class_names"].split(",")] if text["class_names"] else None,
                 mean=parse_floats(text["mean"], "mean") if text["mean"] else None,
                 std=parse_floats(text["std"], "std") if text["std"] else None,
-                output_key=text["output_key"] or None, base_dir=str(base_dir))
+                output_key=text["output_key"] or None, trust_torchscript=self.trusts_torchscript(),
+                base_dir=str(base_dir))
         except SpecError as exc:
             raise ValueError(str(exc)) from None
 
