@@ -21,12 +21,15 @@ def supervisor_alive(run: RunRecord) -> bool:
 
 def finish_if_gone(store: RunStore, run: RunRecord) -> bool:
     """Finish an active local run as lost when its supervisor is gone (a run just recorded gets
-    QUEUED_TIMEOUT seconds for its supervisor to show up); True when it did."""
+    QUEUED_TIMEOUT seconds for its supervisor to show up); True when it did. `run` may be an
+    older look at the record: the supervisor is judged again on the record as it is now."""
     if supervisor_alive(run):
         return False
     current = store.get(run.id)  # it may have finished normally since `run` was read
     if not current.active:
         return False
+    if current.supervisor_pid != run.supervisor_pid and supervisor_alive(current):
+        return False  # a supervisor started since `run` was read, and recorded its PID
     if current.supervisor_pid is None and time.time() - current.created_at < QUEUED_TIMEOUT:
         return False
     if not store.finish(run.id, "lost", message=LOST_MESSAGE):
