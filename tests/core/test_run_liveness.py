@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from vtm_tui.core import procs
+from vtm_tui.core import procs, proctable
 from vtm_tui.core.runs import liveness
 from vtm_tui.core.runs.store import RunStore
 from vtm_tui.settings import RUN_DIR_VARIABLE
@@ -57,3 +57,56 @@ def test_a_supervisor_that_records_itself_after_the_look_is_not_taken_for_vanish
     supervisor.kill(), supervisor.wait(10)
     assert liveness.finish_if_gone(store, store.get(run.id))  # once it is really gone, it is lost
     assert store.get(run.id).status == "lost"
+
+
+# The training script of a run: ignores SIGTERM (SIGKILL after the grace must end it) and starts a
+# worker in its process group with an empty environment (no marker: found through the group).
+SCRIPT = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env={})
+open(sys.argv[1], "w").write(str(worker.pid))
+time.sleep(120)
+"""
+
+
+def wait_for_file(path, seconds: float = 30.0) -> str:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+def test_a_vanished_supervisors_script_is_ended_before_the_run_is_lost(tmp_path, started):
+    store, run = new_run(tmp_path, VTM_CANCEL_GRACE="0.5")
+    supervisor = fake_supervisor(started, store, run.id)
+    script = started([sys.executable, "-c", SCRIPT, str(tmp_path / "worker.pid")], env=run.env)
+    worker = int(wait_for_file(tmp_path / "worker.pid"))
+    assert proctable.read_stat(worker).pgid == script.pid and not proctable.has_variable(
+        worker, RUN_DIR_VARIABLE, str(run.run_dir))
+    stranger = started([sys.executable, "-c", SLEEPER])  # a group leader that is not the run's
+    store.update(run.id, status="running", supervisor_pid=supervisor.pid, child_pid=script.pid)
+    assert not liveness.finish_if_gone(store, store.get(run.id))  # its supervisor lives
+    assert proctable.alive(script.pid) and proctable.alive(worker)
+
+    supervisor.kill(), supervisor.wait(10)
+    assert liveness.finish_if_gone(store, store.get(run.id))
+    assert not proctable.alive(script.pid) and not proctable.alive(worker)  # SIGKILL'd after the grace
+    assert script.wait(10) == -9
+    lost = store.get(run.id)
+    assert lost.status == "lost" and lost.message.startswith(liveness.LOST_MESSAGE)
+    assert "its 2 process(es) left running were ended: " in lost.message and f"{worker} (" in lost.message
+    assert proctable.alive(stranger.pid)
+
+
+def test_a_recorded_script_pid_that_is_now_anothers_is_left_alone(tmp_path, started):
+    store, run = new_run(tmp_path, VTM_CANCEL_GRACE="0.5")
+    stranger = started([sys.executable, "-c", SLEEPER])  # e.g. after a restart, the PID is another program's
+    store.update(run.id, status="running", supervisor_pid=stranger.pid, child_pid=stranger.pid)
+    assert liveness.finish_if_gone(store, store.get(run.id))
+    assert proctable.alive(stranger.pid)
+    assert store.get(run.id).message == liveness.LOST_MESSAGE
