@@ -1,6 +1,7 @@
-"""What becomes of a local run whose supervisor is gone (core/runs/liveness.py), on a real run
-store and real processes: a supervisor that records itself between two looks is not taken for a
-vanished one, and a vanished supervisor's training processes are ended before the run is lost."""
+"""Nothing of a run goes on unsupervised, on a real run store and real processes: a supervisor
+that records itself between two looks is not taken for a vanished one (core/runs/liveness.py), a
+vanished supervisor's training processes are ended before the run is lost, and a supervisor that
+fails with an error of its own ends its script before it fails the run (core/runs/supervisor.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -110,3 +111,29 @@ def test_a_recorded_script_pid_that_is_now_anothers_is_left_alone(tmp_path, star
     assert liveness.finish_if_gone(store, store.get(run.id))
     assert proctable.alive(stranger.pid)
     assert store.get(run.id).message == liveness.LOST_MESSAGE
+
+
+# FAKE: a bug in the supervisor's own code once the script runs, which cannot be produced for real.
+BROKEN_SUPERVISOR = """
+import sys
+from vtm_tui.core.runs import supervisor
+
+def feed(self, chunk):
+    raise RuntimeError("a bug of the supervisor's own")
+
+supervisor.ProgressTracker.feed = feed
+sys.exit(supervisor.main(sys.argv[1:]))
+"""
+TALKER = "import time\nprint('epoch 1', flush=True)\ntime.sleep(120)\n"
+
+
+def test_a_supervisor_error_ends_the_script_before_the_run_fails(tmp_path, started):
+    store, run = new_run(tmp_path, VTM_SYSTEM_METRICS_INTERVAL="0")
+    store.update(run.id, argv=[sys.executable, "-c", TALKER])
+    supervisor = started([sys.executable, "-c", BROKEN_SUPERVISOR, str(store.path), str(run.id)])
+    assert supervisor.wait(60) == 1
+    failed = store.get(run.id)
+    assert failed.status == "failed" and failed.child_pid
+    assert failed.message == ("supervisor error: RuntimeError: a bug of the supervisor's own; "
+                              "the training script was ended")
+    assert not proctable.group_members(failed.child_pid)
