@@ -190,6 +190,19 @@ def test_a_run_whose_supervisor_is_killed_releases_its_gpu(gpu_env):
     assert f"its 2 process(es) left running were ended: {script} (" in lost.message
 
 
+def test_a_shell_given_some_gpus_hands_out_only_those(gpu_env):
+    del gpu_env.env["VTM_GPUS"]
+    gpu_env.env["CUDA_VISIBLE_DEVICES"] = "1"  # no NVML here: the shell's devices are the inventory
+    result = gpu_env.run("launch", "busy", "--gpus", "0")
+    assert result.returncode == 2 and "GPU 0 is not here; vtm may hand out 1 (VTM_GPUS, else CUDA_VISIBLE" in \
+        result.stderr
+    first, second = launch(gpu_env, "a", "--num-gpus", "1"), launch(gpu_env, "b", "--num-gpus", "1")
+    assert devices_seen(gpu_env, first) == "1"
+    still_queued(gpu_env, second)
+    release(gpu_env, "a")
+    assert devices_seen(gpu_env, second) == "1"
+
+
 def test_a_request_that_can_never_be_met_is_refused(gpu_env):
     result = gpu_env.run("launch", "busy", "--gpus", "2")
     assert result.returncode == 2 and "GPU 2 is not here; vtm may hand out 0, 1" in result.stderr
