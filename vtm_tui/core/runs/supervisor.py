@@ -114,12 +114,11 @@ def _watch(handed: Settings, recorder: Recorder, run: RunRecord, child: subproce
     exit_code, metrics = _pump(child, log, tracker, recorder, canceller, cancel_flag, metrics)
     left = processes.end_all(END_GRACE)  # nothing of the run outlives it
     tracker.flush(force=True)
-    notes = [log.problem()]
     if metrics is not None:
         metrics.stop()
         _save_samples(metrics, recorder, log)
-        notes.append(metrics.problem)
 
+    notes = [log.problem(), metrics.problem if metrics is not None else None]
     if left:
         notes.append(f"could not end process(es) of the run: {', '.join(left)}")
     if canceller.started is not None:
