@@ -1,6 +1,6 @@
-"""One Settings object for every VTM_* variable (and the two standard ones vtm reads,
-TRAINING_CATALOG_PATH and MLFLOW_TRACKING_URI): typed, validated, paths resolved; the README's
-configuration table documents each one.
+"""One Settings object for every VTM_* variable (and the standard ones vtm reads,
+TRAINING_CATALOG_PATH, MLFLOW_TRACKING_URI and CUDA_VISIBLE_DEVICES): typed, validated, paths
+resolved; the README's configuration table documents each one.
 
 Where the values come from:
 
@@ -217,6 +217,23 @@ class Settings:
         if not all(part.isdigit() for part in parts) or len(set(map(int, parts))) != len(parts):
             raise UserError(f"VTM_GPUS must be distinct GPU indices like 0,1 (or none), got {text!r}")
         return tuple(int(part) for part in parts)
+
+    @cached_property
+    def cuda_visible_devices(self) -> tuple[str, ...] | None:
+        """CUDA_VISIBLE_DEVICES as vtm itself was started with it (the GPUs the user's shell was
+        given): its entries in order, GPU indices (as text) and GPU UUIDs (`GPU-...`, or a unique
+        prefix of one), up to the first entry CUDA stops at (CUDA Programming Guide, "CUDA
+        Environment Variables": an invalid entry hides itself and every one after it, so `-1`
+        hides all); None when unset. While VTM_GPUS is unset, vtm hands out only these."""
+        text = self.env.get("CUDA_VISIBLE_DEVICES")
+        if text is None:
+            return None
+        entries = []
+        for part in (part.strip() for part in text.split(",")):
+            if not (part.isdigit() or part.upper().startswith(("GPU-", "MIG-"))):
+                break
+            entries.append(part)
+        return tuple(entries)
 
     @cached_property
     def gpu_busy_mb(self) -> int:

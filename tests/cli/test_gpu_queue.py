@@ -12,7 +12,7 @@ import time
 import pytest
 from fixtures.vtm import DATA, make_vtm_env
 
-from vtm_tui.core import procs
+from vtm_tui.core import procs, proctable
 
 
 @pytest.fixture
@@ -168,14 +168,39 @@ def test_the_queue_outlives_a_killed_launcher(gpu_env):
 
 
 def test_a_run_whose_supervisor_is_killed_releases_its_gpu(gpu_env):
-    holders = [launch(gpu_env, tag, "--num-gpus", "1") for tag in ("h0", "h1")]
+    # h0 prints nothing for a minute (a long epoch) and holds memory in a worker, as a DataLoader's
+    # would: the lost pipe to its supervisor does not end it, vtm must.
+    holders = [launch(gpu_env, "h0", "--num-gpus", "1", "--set", "epoch_seconds=60", "--set", "hold_mb=1"),
+               launch(gpu_env, "h1", "--num-gpus", "1")]
     records = [running(gpu_env, run) for run in holders]
     queued = launch(gpu_env, "q", "--num-gpus", "1")
     still_queued(gpu_env, queued)
+    script = records[0].child_pid  # its own session: the supervisor's death does not reach it
+    gpu_env.wait_for(holders[0], lambda r: "WORKER_PID=" in _log(r), timeout=60)
+    assert len(proctable.group_members(script)) == 2
     os.kill(records[0].supervisor_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while gpu_env.store.get(queued).status == "queued":
+        assert time.monotonic() < deadline, "the queued run never started"
+        time.sleep(0.05)
+    assert not proctable.group_members(script)  # ended before the queued run got the device
     assert devices_seen(gpu_env, queued) == records[0].gpus
     lost = gpu_env.store.get(holders[0])
     assert lost.status == "lost" and "supervisor process vanished" in lost.message
+    assert f"its 2 process(es) left running were ended: {script} (" in lost.message
+
+
+def test_a_shell_given_some_gpus_hands_out_only_those(gpu_env):
+    del gpu_env.env["VTM_GPUS"]
+    gpu_env.env["CUDA_VISIBLE_DEVICES"] = "1"  # no NVML here: the shell's devices are the inventory
+    result = gpu_env.run("launch", "busy", "--gpus", "0")
+    assert result.returncode == 2 and "GPU 0 is not here; vtm may hand out 1 (VTM_GPUS, else CUDA_VISIBLE" in \
+        result.stderr
+    first, second = launch(gpu_env, "a", "--num-gpus", "1"), launch(gpu_env, "b", "--num-gpus", "1")
+    assert devices_seen(gpu_env, first) == "1"
+    still_queued(gpu_env, second)
+    release(gpu_env, "a")
+    assert devices_seen(gpu_env, second) == "1"
 
 
 def test_a_request_that_can_never_be_met_is_refused(gpu_env):

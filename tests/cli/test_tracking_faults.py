@@ -238,3 +238,31 @@ def test_failed_run_names_its_real_cause_and_its_own_mlflow_run_is_closed_once_t
     vtm.run("mlflow", "sync", str(run.id), check=True)
     assert direct.get_run(run.mlflow_run_id).info.status == "FAILED"
     assert vtm.store.get(run.id).message.startswith("RuntimeError: boom at epoch 4 (exit code 1)")
+
+
+def test_a_missing_tls_ca_file_stops_only_the_system_metrics_way_to_mlflow(tmp_path):
+    """MLFLOW_TRACKING_SERVER_CERT_PATH names no file: the supervisor cannot make its MLflow poster
+    for the system metrics. That is one line in the log and the message; the samples still go to
+    the run store and the training runs, supervised, to its end."""
+    import http.server
+    import threading
+
+    # Answers HTTP where the client speaks TLS: launch's probe counts that as a live server.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    missing = tmp_path / "no-such-ca.pem"
+    try:
+        vtm = make_vtm_env(tmp_path, MLFLOW_TRACKING_URI=f"https://127.0.0.1:{server.server_address[1]}",
+                           MLFLOW_TRACKING_SERVER_CERT_PATH=str(missing), VTM_SYSTEM_METRICS_INTERVAL="0.2",
+                           TRAINING_CATALOG_PATH=str(DATA / "catalog.yaml"))
+        run = vtm.launch_json("busy", "--set", "epochs=6", "--set", "epoch_seconds=0.3")
+        run = vtm.wait_finished(run.id, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = f"system metrics not sent to MLflow: MLFLOW_TRACKING_SERVER_CERT_PATH {missing}: No such file or directory"
+    assert run.status == "succeeded" and run.exit_code == 0, run
+    assert run.message == said
+    log = open(run.log_path).read()
+    assert _said(log, said) == 1 and "finished" in log
+    assert len(vtm.store.system_samples(run.id)) >= 3

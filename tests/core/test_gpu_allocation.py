@@ -87,6 +87,28 @@ def test_a_device_others_use_beyond_the_threshold_is_busy():
     assert assigned(plan([Waiter(1, ANY1)], [light], busy_mb=0)) == {1: None}  # VTM_GPU_BUSY_MB=0: any use
 
 
+def test_memory_nvml_cannot_attribute_counts_as_other_processes():
+    from vtm_tui.core.gpus.host import ActiveRun, device_states
+    from vtm_tui.core.gpus.inventory import GpuDevice, GpuProcess, Inventory
+
+    inventory = Inventory((
+        GpuDevice(0, "A", memory_used_mb=70_000, processes=None),  # NVML cannot list its processes
+        GpuDevice(1, "A", memory_used_mb=70_000, processes=(GpuProcess(10, None, "python"),)),  # no figure
+        GpuDevice(2, "A", memory_used_mb=30_500, processes=(GpuProcess(20, 30_000, "python"),  # run 7's own
+                                                            GpuProcess(21, None, "python"))),
+        GpuDevice(3, "A", memory_used_mb=900, processes=(GpuProcess(30, 300, "Xorg"),)),  # all known
+        GpuDevice(4, "A", memory_used_mb=None, processes=None),  # no NVML: nothing known
+    ), "nvml")
+    holder = ActiveRun(7, "t", "running", devices=(2,))
+    states = {state.index: state for state in device_states(inventory, [holder], owners={20: 7})}
+    assert [states[i].foreign_mb for i in range(5)] == [70_000, 70_000, 500, 300, 0]
+    assert [states[i].busy(BUSY_MB) for i in (0, 1, 3, 4)] == [True, True, False, False]
+    assert states[0].why_busy() == "70.0 GB used by other processes"
+    assert states[1].why_busy() == "70.0 GB used by other processes (pid 10 python)"
+    waiting = plan([Waiter(1, ANY1)], [states[0], states[1], states[3]], BUSY_MB)
+    assert assigned(waiting) == {1: (3,)}
+
+
 def test_specific_devices_are_given_in_the_order_asked():
     placements = plan([Waiter(1, GpuRequest(devices=(2, 0)))], free(0, 1, 2), BUSY_MB)
     assert placements[0].devices == (2, 0) and placements[0].waits_for == ()

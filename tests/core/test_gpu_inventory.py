@@ -166,3 +166,50 @@ def test_nvml_that_fails_to_start_means_no_gpus_not_an_error(code, retried):
     nvml.init_error = None
     again = read_inventory(settings(), reader)
     assert (again.source == "nvml") is retried and nvml.inits == 1 + retried
+
+
+# -- CUDA_VISIBLE_DEVICES: a shell already given some GPUs ------------------------------------
+
+@pytest.mark.parametrize("value, entries", [
+    ("2,3", ("2", "3")), (" 1 , 0", ("1", "0")), ("", ()), ("-1", ()), ("0,-1,1", ("0",)),
+    ("GPU-00000001-fake,0", ("GPU-00000001-fake", "0")), ("0,all,1", ("0",)),
+])
+def test_cuda_visible_devices_is_read_as_cuda_reads_it(value, entries):
+    assert settings(CUDA_VISIBLE_DEVICES=value).cuda_visible_devices == entries
+    assert settings().cuda_visible_devices is None
+
+
+def test_an_inherited_cuda_visible_devices_limits_what_vtm_hands_out():
+    reader = NvmlReader(FakeNvml())
+    limited = read_inventory(settings(CUDA_VISIBLE_DEVICES="1"), reader)
+    assert [d.index for d in limited.devices] == [0, 1]  # every GPU is still seen
+    assert [d.index for d in limited.allocatable] == [1] and limited.problems == ()
+    assert read_inventory(settings(CUDA_VISIBLE_DEVICES=""), reader).allocatable == ()  # hidden: none
+    beyond = read_inventory(settings(CUDA_VISIBLE_DEVICES="1,5"), reader)
+    assert beyond.problems == ("CUDA_VISIBLE_DEVICES names GPU 5, which NVML does not see (it sees 2)",)
+    # VTM_GPUS, when set, is what vtm hands out, whatever the shell was given
+    assert [d.index for d in read_inventory(settings(VTM_GPUS="0", CUDA_VISIBLE_DEVICES="1"),
+                                            reader).allocatable] == [0]
+
+
+def test_gpu_uuids_in_cuda_visible_devices_are_mapped_through_nvml():
+    reader = NvmlReader(FakeNvml())
+    by_uuid = read_inventory(settings(CUDA_VISIBLE_DEVICES="GPU-00000001-fake"), reader)
+    assert [d.index for d in by_uuid.allocatable] == [1]
+    by_prefix = read_inventory(settings(CUDA_VISIBLE_DEVICES="gpu-00000001,GPU-00000000"), reader)  # as CUDA takes it
+    assert [d.index for d in by_prefix.allocatable] == [0, 1]
+    unknown = read_inventory(settings(CUDA_VISIBLE_DEVICES="GPU-0000000"), reader)  # both start so: not unique
+    assert unknown.allocatable == () and unknown.problems == (
+        "CUDA_VISIBLE_DEVICES names GPU GPU-0000000, which NVML does not see (it sees 2)",)
+
+
+def test_without_nvml_cuda_visible_devices_indices_are_the_inventory_and_uuids_are_refused():
+    reader = NvmlReader()  # the real pynvml, no library on this machine
+    declared = read_inventory(settings(CUDA_VISIBLE_DEVICES="3,1"), reader)
+    assert declared.source == "CUDA_VISIBLE_DEVICES" and [d.index for d in declared.allocatable] == [1, 3]
+    with pytest.raises(UserError) as refused:
+        read_inventory(settings(CUDA_VISIBLE_DEVICES="GPU-8932f937-d72c"), reader)
+    assert str(refused.value) == ("CUDA_VISIBLE_DEVICES names GPUs by UUID (GPU-8932f937-d72c) and there is no NVML "
+                                  "here to tell their indices: set VTM_GPUS to the GPU indices vtm may hand out")
+    assert read_inventory(settings(VTM_GPUS="0", CUDA_VISIBLE_DEVICES="GPU-8932f937-d72c"), reader).source == \
+        "VTM_GPUS"

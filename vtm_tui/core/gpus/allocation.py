@@ -89,7 +89,8 @@ def parse_request(gpus: str | None, num_gpus: int | str | None) -> GpuRequest | 
 def check_request(request: GpuRequest, allocatable: Sequence[int]) -> None:
     """UserError when the request can never be met here: a device vtm may not hand out, or more
     devices than there are (allocatable: the indices from the inventory)."""
-    where = f"vtm may hand out {', '.join(map(str, allocatable)) or 'no GPU'} (VTM_GPUS, else every GPU NVML sees)"
+    where = (f"vtm may hand out {', '.join(map(str, allocatable)) or 'no GPU'}"
+             " (VTM_GPUS, else CUDA_VISIBLE_DEVICES, else every GPU NVML sees)")
     if request.devices is not None:
         missing = [index for index in request.devices if index not in allocatable]
         if missing:

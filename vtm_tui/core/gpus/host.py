@@ -101,14 +101,22 @@ def attribute(pids: Iterable[int], supervisors: Mapping[int, int]) -> dict[int, 
 def device_states(inventory: Inventory, runs: Sequence[ActiveRun], owners: Mapping[int, int]) -> list[DeviceState]:
     """The queue's view of each device vtm may hand out: the running run holding it, and the memory
     used on it by processes that are not that run's (owners: {pid: run id}, see `attribute`).
-    Without a process list (no NVML, no permission) other processes count for nothing."""
+    Where NVML cannot list the processes (None) or gives no figure for one, that memory is the
+    device's used memory less what the holding run's processes are known to use: a device 70 GB
+    full of processes nobody can see is busy. Without any figure (no NVML) it counts for nothing."""
     holders = {index: run.run_id for run in runs if run.status == "running" for index in run.devices}
     states = []
     for device in inventory.allocatable:
         holder = holders.get(device.index)
-        others = [proc for proc in device.processes or () if holder is None or owners.get(proc.pid) != holder]
+        listed = device.processes or ()
+        others = [proc for proc in listed if holder is None or owners.get(proc.pid) != holder]
+        foreign_mb = sum(proc.used_mb or 0.0 for proc in others)
+        unknown = device.processes is None or any(proc.used_mb is None for proc in others)
+        if unknown and device.memory_used_mb is not None:
+            held_mb = sum(proc.used_mb or 0.0 for proc in listed if proc not in others)
+            foreign_mb = max(foreign_mb, device.memory_used_mb - held_mb)
         states.append(DeviceState(
-            device.index, holder, sum(proc.used_mb or 0.0 for proc in others),
+            device.index, holder, foreign_mb,
             tuple(f"pid {proc.pid} {proc.name}".strip() if owners.get(proc.pid) is None
                   else f"run {owners[proc.pid]}" for proc in others)))
     return states

@@ -1,11 +1,12 @@
 """This machine's GPUs, from NVML (nvidia-ml-py, module `pynvml`: the library nvidia-smi is built
-on), filtered by VTM_GPUS.
+on), filtered by VTM_GPUS; while that is unset, by the CUDA_VISIBLE_DEVICES vtm was started with
+(a shell already given some GPUs hands out no others), its UUIDs mapped to indices through NVML.
 
 NVML numbers devices in PCI bus order, as nvidia-smi does; vtm uses those indices everywhere
 (VTM_GPUS, `--gpus`, the host view) and starts runs with CUDA_DEVICE_ORDER=PCI_BUS_ID so that
 CUDA numbers them the same way. Where NVML cannot be loaded (no library: a CPU box; no driver)
-there are no GPUs to see, which is not an error: VTM_GPUS, when set, is then the inventory
-(devices vtm may hand out, with nothing known about them).
+there are no GPUs to see, which is not an error: VTM_GPUS (else CUDA_VISIBLE_DEVICES's indices),
+when set, is then the inventory (devices vtm may hand out, with nothing known about them).
 
 NVML calls used (NVML API reference, "Device Queries"): nvmlInit, nvmlDeviceGetCount,
 nvmlDeviceGetHandleByIndex, nvmlDeviceGetName, nvmlDeviceGetUUID, nvmlDeviceGetMemoryInfo (bytes),
@@ -20,9 +21,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from vtm_tui.core.formatting import MB
+from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
 
 # NVML return codes that mean "there is no NVML here": the library or the driver is missing.
@@ -47,7 +49,8 @@ class GpuDevice:
     """One GPU. index: NVML's (nvidia-smi's) index; memory in MB (10^6 bytes); utilization in
     percent of the last sample period; temperature in degrees C; power and its enforced limit in
     watts; processes: what NVML lists on it (None: not known, e.g. without NVML). Any reading is
-    None when NVML does not have it. allocatable: in VTM_GPUS (or VTM_GPUS unset)."""
+    None when NVML does not have it. allocatable: vtm may hand it out (VTM_GPUS, else
+    CUDA_VISIBLE_DEVICES, else every device)."""
     index: int
     name: str
     uuid: str | None = None
@@ -71,9 +74,10 @@ class GpuDevice:
 @dataclass(frozen=True)
 class Inventory:
     """The GPUs of this machine. devices: every device NVML sees (or, without NVML, the ones
-    VTM_GPUS declares), by index; source: "nvml", "VTM_GPUS" (no NVML: the declared list) or
-    "none"; note: why NVML is not there (its error text), else None; problems: VTM_GPUS entries
-    that NVML does not see, as sentences."""
+    VTM_GPUS or CUDA_VISIBLE_DEVICES declares), by index; source: "nvml", "VTM_GPUS" or
+    "CUDA_VISIBLE_DEVICES" (no NVML: the declared list) or "none"; note: why NVML is not there
+    (its error text), else None; problems: VTM_GPUS (CUDA_VISIBLE_DEVICES) entries that NVML does
+    not see, as sentences."""
     devices: tuple[GpuDevice, ...] = ()
     source: str = "none"
     note: str | None = None
@@ -81,7 +85,8 @@ class Inventory:
 
     @property
     def allocatable(self) -> tuple[GpuDevice, ...]:
-        """The devices vtm may hand out to runs (VTM_GPUS, in NVML's index order)."""
+        """The devices vtm may hand out to runs (VTM_GPUS, else CUDA_VISIBLE_DEVICES, in NVML's index
+        order)."""
         return tuple(device for device in self.devices if device.allocatable)
 
     def device(self, index: int) -> GpuDevice | None:
@@ -203,19 +208,40 @@ def shared_reader() -> NvmlReader:
 
 
 def read_inventory(settings: Settings, reader: NvmlReader | None = None) -> Inventory:
-    """This machine's GPUs now, with VTM_GPUS applied (see the module docstring). Never raises for
-    a missing NVML; UserError for a malformed VTM_GPUS. Blocking (NVML, /proc): call it from a
-    worker thread in the UI."""
+    """This machine's GPUs now, with VTM_GPUS applied, else CUDA_VISIBLE_DEVICES (see the module
+    docstring). Never raises for a missing NVML; UserError for a malformed VTM_GPUS, or GPU UUIDs
+    in CUDA_VISIBLE_DEVICES with no NVML to map them to indices. Blocking (NVML, /proc): call it
+    from a worker thread in the UI."""
     reader = reader or _READER
-    wanted = settings.gpus
+    wanted, named_by = settings.gpus, "VTM_GPUS"
     seen = reader.read()
+    if wanted is None and settings.cuda_visible_devices is not None:
+        wanted, named_by = visible_indices(settings.cuda_visible_devices, seen), "CUDA_VISIBLE_DEVICES"
     if seen is None:
-        declared = tuple(GpuDevice(index, DECLARED) for index in sorted(wanted or ()))
-        return Inventory(declared, "VTM_GPUS" if declared else "none", reader.note)
+        declared = tuple(GpuDevice(index, DECLARED) for index in sorted(set(wanted or ())))
+        return Inventory(declared, named_by if declared else "none", reader.note)
     if wanted is None:
         return Inventory(tuple(seen), "nvml")
     indices = {device.index for device in seen}
-    problems = tuple(f"VTM_GPUS names GPU {index}, which NVML does not see (it sees {len(seen)})"
+    problems = tuple(f"{named_by} names GPU {index}, which NVML does not see (it sees {len(seen)})"
                      for index in wanted if index not in indices)
     devices = tuple(replace(device, allocatable=device.index in wanted) for device in seen)
     return Inventory(devices, "nvml", None, problems)
+
+
+def visible_indices(entries: Sequence[str], seen: Sequence[GpuDevice] | None) -> tuple[int | str, ...]:
+    """CUDA_VISIBLE_DEVICES entries (Settings.cuda_visible_devices) -> NVML indices. A UUID (or a
+    unique prefix of one, as CUDA takes it) is looked up among the devices NVML sees (`seen`);
+    one NVML does not see stays as it was written, for the caller's problems. UserError when
+    there is a UUID and no NVML to look it up (set VTM_GPUS instead)."""
+    found: list[int | str] = []
+    for entry in entries:
+        if entry.isdigit():
+            found.append(int(entry))
+            continue
+        if seen is None:
+            raise UserError(f"CUDA_VISIBLE_DEVICES names GPUs by UUID ({entry}) and there is no NVML here to "
+                            "tell their indices: set VTM_GPUS to the GPU indices vtm may hand out")
+        matches = [device.index for device in seen if device.uuid and device.uuid.lower().startswith(entry.lower())]
+        found.append(matches[0] if len(matches) == 1 else entry)
+    return tuple(dict.fromkeys(found))

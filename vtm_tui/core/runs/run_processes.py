@@ -18,24 +18,33 @@ from vtm_tui.settings import RUN_DIR_VARIABLE
 
 
 class RunProcesses:
-    """The processes of one run: the script `child_pid` (a process group leader), what it
-    started, and whatever carries the run folder's marker; never the supervisor itself."""
+    """The processes of one run: the script `child_pid` (a process group leader; None when it was
+    never recorded), what it started, and whatever carries the run folder's marker; never the
+    supervisor itself. supervisor_pid: the run's live supervisor (default: this process), whose
+    descendants are the run's; `orphaned` (its supervisor is gone) counts no descendants, and the
+    script's process group only when one of its processes carries the marker: after a restart
+    the PID may be another program's."""
 
-    def __init__(self, child_pid: int, run_dir: str | Path, supervisor_pid: int | None = None):
+    def __init__(self, child_pid: int | None, run_dir: str | Path, supervisor_pid: int | None = None, *,
+                 orphaned: bool = False):
         self.child_pid = child_pid
         self.marker = str(run_dir)
         self.supervisor_pid = supervisor_pid or os.getpid()
+        self.orphaned = orphaned
 
     def find(self, outside_group: bool = False) -> set[int]:
         """PIDs of the run's live processes now (outside_group: only those that left the
         script's process group)."""
         table = proctable.snapshot()
-        found = proctable.descendants(self.supervisor_pid, table)
-        found |= proctable.marked(RUN_DIR_VARIABLE, self.marker, table)
+        found = proctable.marked(RUN_DIR_VARIABLE, self.marker, table)
+        if not self.orphaned:
+            found |= proctable.descendants(self.supervisor_pid, table)
         if outside_group:
             found = {pid for pid in found if table[pid].pgid != self.child_pid}
-        else:
-            found |= proctable.group_members(self.child_pid, table)
+        elif self.child_pid:
+            group = proctable.group_members(self.child_pid, table)
+            if not self.orphaned or group & found:
+                found |= group
         found.discard(self.supervisor_pid)
         return found
 
@@ -44,6 +53,15 @@ class RunProcesses:
         it (a signal to the group reaches its members already)."""
         procs.signal_group(self.child_pid, sig)
         proctable.send(self.find(outside_group=True), sig)
+
+    def terminate(self, grace: float) -> tuple[list[str], list[str]]:
+        """SIGTERM every process of the run, SIGKILL after `grace` seconds what is left (the
+        orphaned script of a vanished supervisor gets the cancel's grace too). Returns
+        descriptions (`PID (command)`) of the processes found, and of those that would not end."""
+        found = self.find()
+        described = [proctable.describe(pid) for pid in sorted(found)]
+        left = proctable.end(found, grace)
+        return described, [proctable.describe(pid) for pid in left]
 
     def end_all(self, grace: float) -> list[str]:
         """SIGKILL the script's group, then SIGTERM (and after `grace` seconds SIGKILL) whatever

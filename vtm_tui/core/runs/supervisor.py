@@ -11,6 +11,9 @@ Faults from outside never end the training: a log write the disk refuses drops t
 (counted) and the run ends `failed: no space left on device (PATH)`; the store's failures are
 absorbed by the Recorder (a store deleted or damaged midway is rebuilt and written again); the
 supervisor is a child subreaper, so whatever the script starts stays findable for a cancel.
+System metrics are optional: what stops them is one line in the run's log. An error of the
+supervisor's own after the script started ends the script's processes before the run is failed:
+nothing of a run goes on unsupervised.
 The pieces: run_output (progress, log, space reserve), recorder (store writes), run_processes
 (cancel), outcome (the final record).
 """
@@ -79,20 +82,43 @@ def supervise(store: RunStore, run_id: int) -> None:
         recorder.finish_patiently("failed", {"message": message, "started_at": time.time()})
         reserve.release()
         return
-    recorder.update(run_id, status="running", started_at=time.time(), supervisor_pid=os.getpid(), child_pid=child.pid)
-
-    tracker = ProgressTracker(recorder, run_id, run.progress)
     processes = RunProcesses(child.pid, run.run_dir)
+    try:
+        recorder.update(run_id, status="running", started_at=time.time(), supervisor_pid=os.getpid(),
+                        child_pid=child.pid)
+        _watch(handed, recorder, run, child, processes, log, reserve, cancel_flag, env)
+    except Exception as exc:  # an error of our own: the script must not go on unsupervised
+        raise WatchFailed(exc, processes.end_all(END_GRACE)) from exc
+
+
+class WatchFailed(Exception):
+    """An error of the supervisor's own after the script started; the run's processes were ended
+    (left: `PID (command)` of those that would not end)."""
+
+    def __init__(self, cause: Exception, left: list[str]):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.left = left
+
+    def note(self) -> str:
+        """What the run's message says of its processes."""
+        return "; the training script was ended" + (
+            f" but these would not end: {', '.join(self.left)}" if self.left else "")
+
+
+def _watch(handed: Settings, recorder: Recorder, run: RunRecord, child: subprocess.Popen, processes: RunProcesses,
+           log: LogWriter, reserve: SpaceReserve, cancel_flag: dict, env: dict) -> None:
+    """Watch the started script to its end and record the outcome (see `supervise`)."""
+    tracker = ProgressTracker(recorder, run.id, run.progress)
     canceller = Canceller(processes, handed.cancel_grace)
-    metrics = _start_metrics(handed, env, recorder)
-    exit_code = _pump(child, log, tracker, recorder, canceller, cancel_flag, metrics)
+    metrics = _start_metrics(handed, env, recorder, log)
+    exit_code, metrics = _pump(child, log, tracker, recorder, canceller, cancel_flag, metrics)
     left = processes.end_all(END_GRACE)  # nothing of the run outlives it
     tracker.flush(force=True)
     if metrics is not None:
         metrics.stop()
-        recorder.save_system(metrics.take())
+        _save_samples(metrics, recorder, log)
 
-    notes = [log.problem()]
+    notes = [log.problem(), metrics.problem if metrics is not None else None]
     if left:
         notes.append(f"could not end process(es) of the run: {', '.join(left)}")
     if canceller.started is not None:
@@ -129,22 +155,45 @@ def _wait_in_queue(settings: Settings, store: RunStore, run: RunRecord, cancel_f
     return current
 
 
-def _start_metrics(settings: Settings, env: dict, recorder: Recorder) -> SystemMetrics | None:
+def _start_metrics(settings: Settings, env: dict, recorder: Recorder, log: LogWriter) -> SystemMetrics | None:
     """Start sampling the run's system metrics every VTM_SYSTEM_METRICS_INTERVAL seconds (None:
-    0, sampling off), for the store and, while tracking is on, its MLflow run."""
+    0, sampling off), for the store and, while tracking is on, its MLflow run. They are optional:
+    what stops them (or their way to MLflow) is one line in the run's log, and the training goes on."""
     if settings.system_metrics_interval <= 0:
         return None
-    metrics = SystemMetrics(settings.system_metrics_interval, devices_of(recorder.record.gpus),
-                            mlflow_run_id=lambda: recorder.record.mlflow_run_id, environ=env,
-                            tracking_uri=settings.tracking_uri if settings.tracking_mode != "off" else None)
-    metrics.start()
+    try:
+        metrics = SystemMetrics(settings.system_metrics_interval, devices_of(recorder.record.gpus),
+                                mlflow_run_id=lambda: recorder.record.mlflow_run_id, environ=env,
+                                tracking_uri=settings.tracking_uri if settings.tracking_mode != "off" else None)
+        metrics.start()
+    except Exception as exc:
+        log.write(f"[vtm] system metrics off: {type(exc).__name__}: {exc}\n".encode())
+        return None
+    if metrics.problem:
+        log.write(f"[vtm] {metrics.problem}\n".encode())
     return metrics
 
 
+def _save_samples(metrics: SystemMetrics, recorder: Recorder, log: LogWriter) -> bool:
+    """Save the samples taken since the last call; False (one line in the log, sampling stopped)
+    when that fails for a reason of its own."""
+    try:
+        samples = metrics.take()
+        if samples:
+            recorder.save_system(samples)
+        return True
+    except Exception as exc:
+        log.write(f"[vtm] system metrics off: {type(exc).__name__}: {exc}\n".encode())
+        metrics.stop()
+        return False
+
+
 def _pump(child: subprocess.Popen, log: LogWriter, tracker: ProgressTracker, recorder: Recorder,
-          canceller: Canceller, cancel_flag: dict, metrics: SystemMetrics | None = None) -> int:
+          canceller: Canceller, cancel_flag: dict,
+          metrics: SystemMetrics | None = None) -> tuple[int, SystemMetrics | None]:
     """Copy the script's output to the log and the tracker until it is gone; act on cancels;
-    save the system-metric samples. Returns the script's exit code (minus the signal that ended it)."""
+    save the system-metric samples. Returns the script's exit code (minus the signal that ended
+    it), and the system metrics (None once saving them failed: they were stopped)."""
     selector = selectors.DefaultSelector()
     selector.register(child.stdout, selectors.EVENT_READ)
     fd = child.stdout.fileno()
@@ -182,10 +231,9 @@ def _pump(child: subprocess.Popen, log: LogWriter, tracker: ProgressTracker, rec
         if log.error and recorder.record.message != _disk_message(log):
             recorder.update(recorder.record.id, message=_disk_message(log))
         tracker.flush()
-        samples = metrics.take() if metrics is not None else None
-        if samples:
-            recorder.save_system(samples)
-    return child.wait()
+        if metrics is not None and not _save_samples(metrics, recorder, log):
+            metrics = None
+    return child.wait(), metrics
 
 
 def _disk_message(log: LogWriter) -> str:
@@ -194,15 +242,19 @@ def _disk_message(log: LogWriter) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m vtm_tui.core.runs.supervisor DB RUN_ID`: the supervisor process. An error of
-    its own finishes the run as failed (exit code 1)."""
+    its own finishes the run as failed (exit code 1), after ending the script if it had started."""
     db_path, run_id = (argv or sys.argv[1:])[:2]
     store = RunStore(Path(db_path))
     try:
         supervise(store, int(run_id))
-    except Exception:
+    except Exception as exc:  # the script, when it had started, was ended (WatchFailed)
         detail = traceback.format_exc()
         sys.stderr.write(detail)
-        store.finish(int(run_id), "failed", message="supervisor error: " + detail.strip().splitlines()[-1])
+        if isinstance(exc, WatchFailed):
+            message = f"supervisor error: {exc}{exc.note()}"
+        else:
+            message = "supervisor error: " + detail.strip().splitlines()[-1]
+        store.finish(int(run_id), "failed", message=message)
         return 1
     return 0
 

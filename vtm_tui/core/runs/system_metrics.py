@@ -8,7 +8,8 @@ mlflow import in the supervisor).
 MLflow gets them only from an http(s) tracking server, once the script has an MLflow run (the
 samples wait until then) and while tracking is on; a server that does not answer keeps the points
 for the next try (the last MAX_PENDING of them); one that refuses (e.g. the run was deleted)
-gets no more, and `problem` says why. Works for any script: nothing is asked of it.
+gets no more, and `problem` says why; so does a poster that cannot be made (an unreadable
+MLFLOW_TRACKING_SERVER_CERT_PATH). Works for any script: nothing is asked of it.
 """
 from __future__ import annotations
 
@@ -34,9 +35,13 @@ class SystemMetrics:
         root = os.getpid() if root is None else root
         self.interval = interval
         self.sampler = SystemSampler(lambda: process_tree(root, include_root=False), gpus)
-        self.poster = MetricsPoster(tracking_uri, environ) if tracking_uri and tracking_uri.startswith(
-            ("http://", "https://")) else None
+        self.poster: MetricsPoster | None = None
         self.problem: str | None = None
+        if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+            try:
+                self.poster = MetricsPoster(tracking_uri, environ)
+            except TrackingError as exc:  # e.g. a CA file that is not there: the run store still gets them
+                self.problem = f"system metrics not sent to MLflow: {exc}"
         self._mlflow_run_id = mlflow_run_id
         self._taken: list[tuple[float, dict]] = []
         self._pending: list[MetricPoint] = []

@@ -39,7 +39,8 @@ class MetricPoint:
 
 class MetricsPoster:
     """Posts metrics to the MLflow server at `uri` (http or https). environ: where the MLflow
-    client's credential variables are read (the supervisor hands in its run's environment)."""
+    client's credential variables are read (the supervisor hands in its run's environment).
+    TrackingError (naming the variable) when MLFLOW_TRACKING_SERVER_CERT_PATH cannot be read."""
 
     def __init__(self, uri: str, environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT) -> None:
         env = environ or {}
@@ -55,7 +56,12 @@ class MetricsPoster:
             if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
                 self.context = ssl._create_unverified_context()
             elif env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
-                self.context = ssl.create_default_context(cafile=env["MLFLOW_TRACKING_SERVER_CERT_PATH"])
+                cafile = env["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+                try:
+                    self.context = ssl.create_default_context(cafile=cafile)
+                except OSError as exc:  # missing or unreadable file, or no certificate in it
+                    raise TrackingError(f"MLFLOW_TRACKING_SERVER_CERT_PATH {cafile}: "
+                                        f"{getattr(exc, 'strerror', None) or exc}", uri) from None
 
     def log_batch(self, run_id: str, metrics: Sequence[MetricPoint]) -> None:
         """Log the metrics to MLflow run `run_id`, in requests of at most 1000. TrackingUnavailable

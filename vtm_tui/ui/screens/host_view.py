@@ -95,8 +95,8 @@ def summary(state: HostState) -> Text:
     count = len(inventory.devices)
     if inventory.source == "nvml":
         text.append(f"{count} GPU{'s' if count != 1 else ''} (NVML)", "bold")
-    elif inventory.source == "VTM_GPUS":
-        text.append(f"{count} GPU{'s' if count != 1 else ''} declared by VTM_GPUS, no NVML", "bold")
+    elif inventory.source in ("VTM_GPUS", "CUDA_VISIBLE_DEVICES"):
+        text.append(f"{count} GPU{'s' if count != 1 else ''} declared by {inventory.source}, no NVML", "bold")
     else:
         text.append("no GPUs", "bold")
     notes = [note for note in (inventory.note if inventory.source != "nvml" else None, *inventory.problems) if note]
