@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -268,3 +269,52 @@ def test_script_steps(target, tmp_path, monkeypatch):
     assert script.run_script(settings, tmp_path / "bad.yaml", log=lines.append) == 2
     (tmp_path / "bad2.yaml").write_text("steps:\n  - registry_publish: {file: best.pth, modelName: clf, colour: red}\n")
     assert script.run_script(settings, tmp_path / "bad2.yaml", log=lines.append) == 2
+
+
+def test_publish_takes_the_spec_options_not_given_from_the_catalog_s_model_block(tmp_path):
+    """`vtm registry publish --convert-standard` of the user's DataParallel UNet with no spec
+    option: the architecture (a file next to the catalog, not the working folder), its kwargs,
+    input shape and class names come from the catalog task that publishes to that model, as
+    publish-best and the Registry tab take them; an option given wins over the block."""
+    import shutil
+
+    import torch
+    from fixtures.user_project import MODELS, user_models
+
+    project = tmp_path / "team"
+    project.mkdir()
+    shutil.copy(MODELS, project / "models.py")
+    (project / "catalog.yaml").write_text(textwrap.dedent("""\
+        tasks:
+          - taskType: user-unet
+            baseTaskType: segmentation
+            title: The user's UNet
+            runner: {startMethod: python_script, target: train.py}
+            mlflow: {metric: val_miou, mode: max, modelName: unet-seg}
+            model:
+              arch: ./models.py:UNetSegmenter
+              archKwargs: {num_classes: 3, width: 4}
+              inputShape: [3, 16, 16]
+              classNames: [background, lane, car]
+        """))
+    torch.manual_seed(0)
+    net = user_models().build_model("unet", num_classes=3, width=4).eval()
+    work = tmp_path / "work"
+    work.mkdir()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, work / "unet_dp.pth")
+    env = cli_env(tmp_path, VTM_REGISTRY_URL=str(tmp_path / "reg"),
+                  TRAINING_CATALOG_PATH=str(project / "catalog.yaml"))
+
+    r = vtm("registry", "publish", "unet_dp.pth", "--model", "unet-seg", "--convert-standard",
+            "--class-names", "sky,road,car", "--json", cwd=work, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads(r.stdout)["manifest"]
+    assert manifest["spec"]["architecture"] == "./models.py:UNetSegmenter"
+    assert manifest["spec"]["input_shape"] == [3, 16, 16] and manifest["task_type"] == "segmentation"
+    assert manifest["spec"]["class_names"] == ["sky", "road", "car"]  # the option wins over the block
+    assert manifest["conversion"]["max_abs_diff"] < 1e-5
+
+    r = vtm("registry", "publish", "unet_dp.pth", "--model", "other", "--convert-standard", cwd=work, env=env,
+            timeout=300)  # no block publishes to 'other': nothing to take, and the conversion says what it lacks
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -14,6 +15,25 @@ from vtm_tui.core.formatting import format_megabytes, format_rate
 from vtm_tui.settings import Settings
 
 EXIT_INTERRUPTED = 130
+
+
+def _model_block(settings: Settings, model: str, *, quiet: bool):
+    """The conversion defaults of the catalog task whose `model:` block publishes to `model`
+    (mlflow.modelName), as publish-best and the Registry tab take them; None when none does. The
+    options given win over the block. A catalog that cannot be read is said in one line on stderr
+    and left out: publishing a file never needs it."""
+    from vtm_tui.core.catalog import load_catalog
+    from vtm_tui.errors import UserError, error_text
+
+    try:
+        block = load_catalog(settings.catalog_path).model_block_for(model)
+    except UserError as exc:
+        print(f"vtm: note: catalog not read, no model: block applied: {error_text(exc)}", file=sys.stderr)
+        return None
+    if block is not None and not quiet:
+        print(f"vtm: spec options not given are taken from {settings.catalog_path}'s model: block for "
+              f"'{model}'", file=sys.stderr)
+    return block
 
 
 class _ProgressLine:
@@ -165,6 +185,11 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
             from vtm_tui.core.registry.mlflow_models import is_mlflow_uri, publish_logged_model
 
             request = request_from_args(args, settings, task_type=args.task)
+            if args.convert_standard or is_mlflow_uri(args.file):
+                block = _model_block(settings, args.model, quiet=args.json)
+                request = request.merged(block)
+                if block is not None and not args.arch and block.architecture:  # its path is the catalog's
+                    request = dataclasses.replace(request, base_dir=block.base_dir)
             if is_mlflow_uri(args.file):
                 result = publish_logged_model(
                     registry, settings, args.file, args.model, args.stage, request=request, version=args.version,
