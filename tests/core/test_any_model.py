@@ -601,6 +601,73 @@ def test_a_folder_of_images_is_a_batch_with_masks_and_progress(tmp_path):
     assert result.lines()[2] == "  spec: " + program.spec.describe()
 
 
+def _unet_program_and_images(tmp_path, count: int):
+    from PIL import Image
+
+    torch.save(_unet().state_dict(), tmp_path / "w.pth")
+    program = convert_to_standard(tmp_path / "w.pth", tmp_path / "model-standard.pt2",
+                                  ConvertRequest(**UNET, class_names=["bg", "disc", "square"]))
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (SIZE + i, SIZE, 3), dtype=np.uint8)).save(images / f"img{i}.png")
+    return load_program(program.path), images
+
+
+def test_a_folder_larger_than_the_batch_predicts_in_chunks_like_one_image_at_a_time(tmp_path):
+    """7 images, 3 at a time: the same rows, masks and saved outputs as each image predicted alone;
+    progress after each chunk up to the total; a .npy batch (float64, memory-mapped) likewise."""
+    from vtm_tui.core.serving.fallback import predict_program
+
+    program, images = _unet_program_and_images(tmp_path, 7)
+    seen = []
+    result = predict_program(program, str(images), mask_path=str(tmp_path / "masks"), batch_size=3,
+                             outputs_path=str(tmp_path / "out.npy"), progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(3, 7), (6, 7), (7, 7)] and not (tmp_path / "out.npy.part").exists()
+    alone = [predict_program(program, str(images / f"img{i}.png"), mask_path=str(tmp_path / f"one{i}.png"),
+                             outputs_path=str(tmp_path / f"one{i}.npy")) for i in range(7)]
+    assert [s.input for s in result.samples] == [f"img{i}.png" for i in range(7)]
+    assert [s.shares for s in result.samples] == [one.samples[0].shares for one in alone]
+    assert result.shares == alone[0].shares and result.preview == alone[0].preview
+    for i in range(7):
+        assert (tmp_path / "masks" / f"img{i}.png").read_bytes() == (tmp_path / f"one{i}.png").read_bytes()
+    outputs = np.load(tmp_path / "out.npy")
+    assert outputs.shape == (7, 3, SIZE, SIZE) and outputs.dtype == np.float32
+    assert np.allclose(outputs, np.concatenate([np.load(tmp_path / f"one{i}.npy") for i in range(7)]), atol=1e-5)
+    batch = np.random.default_rng(1).random((5, 3, SIZE, SIZE))  # float64: converted per chunk
+    np.save(tmp_path / "x.npy", batch)
+    from_npy = predict_program(program, str(tmp_path / "x.npy"), batch_size=2, outputs_path=str(tmp_path / "y.npy"))
+    assert [s.input for s in from_npy.samples] == [f"x.npy[{i}]" for i in range(5)]
+    assert np.allclose(np.load(tmp_path / "y.npy"), program.predict(batch.astype(np.float32)), atol=1e-6)
+
+
+def test_a_folder_is_read_a_chunk_at_a_time_before_each_prediction(tmp_path, monkeypatch):
+    """Streaming: when the first chunk is predicted, no more than one chunk's images have been
+    decoded (not the whole folder), and progress still reaches the total."""
+    from vtm_tui.core.serving import inputs as inputs_module
+    from vtm_tui.core.serving.fallback import predict_program
+
+    program, images = _unet_program_and_images(tmp_path, 7)
+    decoded, decoded_at_forward = [], []
+    real_preprocess, real_forward = inputs_module.preprocess_image, program.forward
+
+    def counting_preprocess(path, shape, spec=None):
+        decoded.append(path.name)
+        return real_preprocess(path, shape, spec)
+
+    def counting_forward(x):
+        decoded_at_forward.append(len(decoded))
+        return real_forward(x)
+
+    monkeypatch.setattr(inputs_module, "preprocess_image", counting_preprocess)
+    program.forward = counting_forward
+    seen = []
+    result = predict_program(program, str(images), batch_size=3, progress=lambda d, t: seen.append((d, t)))
+    assert decoded_at_forward == [3, 6, 7] and decoded == [f"img{i}.png" for i in range(7)]
+    assert seen[-1] == (7, 7) and len(result.samples) == 7
+
+
 def test_a_batch_s_masks_named_like_a_png_go_to_a_folder_of_that_name(tmp_path):
     """The Serving tab asks for `last-mask.png`: one sample writes that file, a batch a folder
     `last-mask/` of one PNG per input (not a folder called last-mask.png)."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from vtm_tui.core.serving.inputs import load_inputs
-from vtm_tui.core.serving.predict_io import Prediction, summarize
+from vtm_tui.core.serving.predict_io import Prediction, summarize, summarize_chunks
 from vtm_tui.core.serving.targets import FileTarget, ModelTarget, PinnedTarget, ServerTarget, Target, parse_target
 from vtm_tui.errors import UserError
 from vtm_tui.settings import Settings
@@ -24,17 +24,41 @@ def _task_from_outputs(outputs) -> str:
     return "classification" if np.asarray(outputs).ndim == 2 else "segmentation"
 
 
-def _save_outputs(outputs, path: str | None) -> None:
-    """Write the raw outputs as a .npy (through a .part file) when a path was given."""
-    if path:
-        import numpy as np
+def _saved_outputs(chunks: Iterable, path: str | None, total: int) -> Iterator:
+    """Pass output chunks through, writing them when a path was given into a .npy of `total`
+    samples (numpy.lib.format.open_memmap, float32), chunk by chunk, through a .part file that
+    takes the final name only once every chunk is in (removed when the prediction fails)."""
+    if not path:
+        yield from chunks
+        return
+    import numpy as np
+    from numpy.lib.format import open_memmap
 
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        with open(partial, "wb") as handle:
-            np.save(handle, np.asarray(outputs, dtype=np.float32))
-        partial.replace(target)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    stored, done = None, 0
+    try:
+        for chunk in chunks:
+            chunk = np.asarray(chunk, dtype=np.float32)
+            if stored is None:
+                stored = open_memmap(partial, mode="w+", dtype=np.float32, shape=(total, *chunk.shape[1:]))
+            stored[done:done + len(chunk)] = chunk
+            done += len(chunk)
+            yield chunk
+        if stored is not None:
+            stored.flush()
+            del stored
+            partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _save_outputs(outputs, path: str | None) -> None:
+    """Write the raw outputs (one array) as a .npy (through a .part file) when a path was given."""
+    for _ in _saved_outputs([outputs], path, len(outputs)):
+        pass
 
 
 def predict_via_url(settings: Settings, url: str, source: str | None = None, *, random: bool = False,
@@ -68,15 +92,19 @@ def predict_via_url(settings: Settings, url: str, source: str | None = None, *, 
 def predict_program(program, source: str | None, *, random: bool = False, top_k: int = 3,
                     mask_path: str | None = None, outputs_path: str | None = None,
                     progress: Callable[[int, int], None] | None = None,
-                    cancel: threading.Event | None = None) -> Prediction:
+                    cancel: threading.Event | None = None, batch_size: int | None = None) -> Prediction:
     """Run a loaded program (core.standard LoadedProgram) here on `source`, preprocessed by its
-    spec; progress(samples done, total) follows a batch. served_by "local", with the program."""
+    spec, batch_size samples at a time (default: the loader's PREDICT_BATCH): each chunk is read,
+    predicted, summarized and written (masks, outputs_path) before the next is read;
+    progress(samples done, total) follows the batch. served_by "local", with the program."""
+    from vtm_tui.core.standard.loader import PREDICT_BATCH
+
     spec = program.spec
     inputs = load_inputs(source, spec.input_shape, spec=spec, random=random)
-    outputs = program.predict(inputs.array, progress=progress, cancel=cancel)
-    _save_outputs(outputs, outputs_path)
-    result = summarize(spec.task_type, outputs, spec.class_names, top_k=top_k, mask_path=mask_path,
-                       output_kind=spec.output_kind, names=inputs.names)
+    outputs = program.predict_chunks(inputs.chunks(batch_size or PREDICT_BATCH), len(inputs), progress=progress,
+                                     cancel=cancel)
+    result = summarize_chunks(spec.task_type, _saved_outputs(outputs, outputs_path, len(inputs)), spec.class_names,
+                              top_k=top_k, mask_path=mask_path, output_kind=spec.output_kind, names=inputs.names)
     return dataclasses.replace(result, served_by="local", program={**program.to_json(), "spec_line": spec.describe()})
 
 

@@ -9,9 +9,10 @@ was skipped, and, locally, which program ran with which spec.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from vtm_tui.core.serving.inputs import IMAGE_SUFFIXES
 from vtm_tui.errors import UserError
@@ -176,39 +177,62 @@ def summarize(task_type: str, outputs, class_names: list[str] | None = None, *, 
     UserError for outputs of another shape."""
     import numpy as np
 
-    logits = np.asarray(outputs, dtype=np.float64)
-    names = names or [f"sample {i}" for i in range(len(logits))]
-    if task_type == "classification":
-        if logits.ndim != 2:
-            raise UserError(f"expected classification outputs of shape (N, classes), got {logits.shape}")
-        probs = logits if output_kind == "probabilities" else softmax(logits, axis=1)
-        order = np.argsort(-probs[0], kind="stable")[:top_k]
-        samples = []
-        for i, row in enumerate(probs):
-            best = int(np.argmax(row))
-            samples.append(SampleResult(names[i], top=ClassProbability(class_name(class_names, best), best,
-                                                                       float(row[best]))))
-        return Prediction(task_type, top=[ClassProbability(class_name(class_names, int(i)), int(i), float(probs[0][i]))
-                                          for i in order], scores=logits[0].tolist(), samples=samples)
+    outputs = np.asarray(outputs, dtype=np.float64)
+    names = names or [f"sample {i}" for i in range(len(outputs))]
+    return summarize_chunks(task_type, [outputs], class_names, top_k=top_k, mask_path=mask_path,
+                            output_kind=output_kind, names=names)
+
+
+def summarize_chunks(task_type: str, chunks: Iterable, class_names: list[str] | None = None, *, top_k: int = 3,
+                     mask_path: str | Path | None = None, output_kind: str = "logits",
+                     names: list[str]) -> Prediction:
+    """summarize() over outputs that come a chunk at a time (each (n, classes) or (n, classes,
+    H, W), in sample order; `names` has one name per sample of all chunks): each chunk is read
+    into its SampleResults (and mask PNGs) and let go before the next, so only the rows are kept."""
+    import numpy as np
+
+    samples: list[SampleResult] = []
+    first: Prediction | None = None
+    batch_folder = Path(mask_path).with_suffix("") if mask_path and Path(mask_path).suffix == ".png" else (
+        Path(mask_path) if mask_path else None)
+    for chunk in chunks:
+        logits = np.asarray(chunk, dtype=np.float64)
+        if task_type == "classification":
+            if logits.ndim != 2:
+                raise UserError(f"expected classification outputs of shape (N, classes), got {logits.shape}")
+            probs = logits if output_kind == "probabilities" else softmax(logits, axis=1)
+            if first is None and len(probs):
+                order = np.argsort(-probs[0], kind="stable")[:top_k]
+                first = Prediction(task_type, top=[ClassProbability(class_name(class_names, int(i)), int(i),
+                                                                    float(probs[0][i])) for i in order],
+                                   scores=logits[0].tolist())
+            for row in probs:
+                best = int(np.argmax(row))
+                samples.append(SampleResult(names[len(samples)], top=ClassProbability(
+                    class_name(class_names, best), best, float(row[best]))))
+        elif task_type == "segmentation":
+            if logits.ndim != 4:
+                raise UserError(f"expected segmentation outputs of shape (N, classes, H, W), got {logits.shape}")
+            masks = logits.argmax(axis=1)
+            for mask in masks:
+                i = len(samples)
+                counts = np.bincount(mask.ravel(), minlength=logits.shape[1])
+                shares = [ClassShare(class_name(class_names, c), c, float(n / mask.size))
+                          for c, n in enumerate(counts)]
+                written = None
+                if mask_path:
+                    target = Path(mask_path) if len(names) == 1 else batch_folder / mask_file_name(names[i], i)
+                    written = str(write_mask(mask, target))
+                samples.append(SampleResult(names[i], shares=shares, mask_path=written))
+                if first is None:
+                    first = Prediction(task_type, preview=preview(mask).tolist())
+        else:
+            raise UserError(f"unknown task type {task_type!r} (classification or segmentation)")
+    if first is None:
+        raise UserError("the model gave no outputs (an empty batch)")
     if task_type == "segmentation":
-        if logits.ndim != 4:
-            raise UserError(f"expected segmentation outputs of shape (N, classes, H, W), got {logits.shape}")
-        masks = logits.argmax(axis=1)
-        samples = []
-        batch_folder = Path(mask_path).with_suffix("") if mask_path and Path(mask_path).suffix == ".png" else (
-            Path(mask_path) if mask_path else None)
-        for i, mask in enumerate(masks):
-            counts = np.bincount(mask.ravel(), minlength=logits.shape[1])
-            shares = [ClassShare(class_name(class_names, c), c, float(n / mask.size)) for c, n in enumerate(counts)]
-            written = None
-            if mask_path:
-                target = Path(mask_path) if len(masks) == 1 else batch_folder / mask_file_name(names[i], i)
-                written = str(write_mask(mask, target))
-            samples.append(SampleResult(names[i], shares=shares, mask_path=written))
-        first = samples[0]
-        return Prediction(task_type, shares=first.shares, preview=preview(masks[0]).tolist(),
-                          mask_path=first.mask_path, samples=samples)
-    raise UserError(f"unknown task type {task_type!r} (classification or segmentation)")
+        return dataclasses.replace(first, shares=samples[0].shares, mask_path=samples[0].mask_path, samples=samples)
+    return dataclasses.replace(first, samples=samples)
 
 
 def mask_file_name(name: str, index: int) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from vtm_tui.core.standard import legacy
 from vtm_tui.core.standard.checkpoint import CheckpointError, safe_load
@@ -31,6 +31,7 @@ from vtm_tui.core.standard.spec import SPEC_FILE, STANDARD_V2_FORMAT, ConvertReq
 
 PICK_ORDER = (STANDARD_V2_FILE, legacy.STANDARD_V1_FILE, "checkpoint.pt2", "checkpoint.pth", "checkpoint.pt",
               "checkpoint.ckpt")
+PREDICT_BATCH = 64  # samples per forward pass (and per chunk read from a folder or .npy)
 KIND_NAMES = {"pt2": "torch.export program", "torchscript": "TorchScript", "v1": "Torch Standard v1",
               "checkpoint": "checkpoint + example architecture"}
 
@@ -83,26 +84,41 @@ class LoadedProgram:
         """The spec's output tensor for a torch batch x (N, C, H, W) on the program's device."""
         return select_output(self.module(x), self.spec.output_key, self.path.name)
 
-    def predict(self, inputs, *, batch_size: int = 64, progress: Callable[[int, int], None] | None = None,
+    def predict(self, inputs, *, batch_size: int = PREDICT_BATCH, progress: Callable[[int, int], None] | None = None,
                 cancel=None):
         """Outputs (numpy, float32) for a numpy batch (N, C, H, W), run batch_size samples at a
         time without gradients; progress(samples done, total) after each; a set `cancel`
         (threading.Event) stops between batches with KeyboardInterrupt."""
         import numpy as np
+
+        chunks = (inputs[start:start + batch_size] for start in range(0, len(inputs), batch_size))
+        results = list(self.predict_chunks(chunks, len(inputs), progress=progress, cancel=cancel))
+        return np.concatenate(results) if results else np.zeros((0,), dtype=np.float32)
+
+    def predict_chunks(self, chunks: Iterable, total: int, *, progress: Callable[[int, int], None] | None = None,
+                       cancel=None) -> Iterator:
+        """Outputs (numpy, float32) chunk by chunk for numpy chunks (n, C, H, W) of a batch of
+        `total` samples, each chunk taken from `chunks` (read, when it is lazy) only when the one
+        before was predicted, without gradients; progress(samples done, total) after each; a set
+        `cancel` (threading.Event) stops between chunks with KeyboardInterrupt."""
+        import numpy as np
         import torch
 
         dtype = getattr(torch, self.spec.input_dtype)
-        total, done, results = len(inputs), 0, []
-        with torch.no_grad():
-            for start in range(0, total, batch_size):
-                if cancel is not None and cancel.is_set():
-                    raise KeyboardInterrupt("cancelled")
-                x = torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch_size])).to(self.device, dtype)
-                results.append(self.forward(x).float().cpu().numpy())
-                done += len(x)
-                if progress:
-                    progress(done, total)
-        return np.concatenate(results) if results else np.zeros((0,), dtype=np.float32)
+        done, pending = 0, iter(chunks)
+        while True:
+            if cancel is not None and cancel.is_set():  # before the next chunk is read
+                raise KeyboardInterrupt("cancelled")
+            chunk = next(pending, None)
+            if chunk is None:
+                return
+            with torch.no_grad():
+                x = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device, dtype)
+                output = self.forward(x).float().cpu().numpy()
+            done += len(x)
+            if progress:
+                progress(done, total)
+            yield output
 
     def describe(self) -> str:
         """`model-standard.pt2 (torch.export program, vtm-standard-v2) on cpu`."""
