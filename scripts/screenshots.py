@@ -75,8 +75,8 @@ def shoot_browser(command: list[str], path: Path, keys: str = "2", window: tuple
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    from vtm_tui.commands.web_gateway import serve
     from vtm_tui.core.web import bind_address
-    from vtm_tui.core.web.gateway import serve
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

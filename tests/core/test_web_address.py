@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from vtm_tui.commands.web_gateway import app_command, local_fonts
 from vtm_tui.core.web import BindAddress, PublicBindRefused, bind_address, refusal
-from vtm_tui.core.web.gateway import app_command, local_fonts
 from vtm_tui.errors import UserError
 
 LOOPBACK = BindAddress("127.0.0.1", 5173)

@@ -42,7 +42,9 @@ def _serve(args, settings: Settings) -> int:
 
     # textual-serve logs a failing app's start-up through `logging`: keep those, one line each.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    web.serve(settings, address, on_ready=ready)
+    from vtm_tui.commands import web_gateway
+
+    web.serve(settings, address, web_gateway.serve, on_ready=ready)
     return EXIT_OK
 
 

@@ -3,14 +3,15 @@
     from vtm_tui.core.web import address_from, serve, start_detached, status, stop
 
     address = address_from(settings, "127.0.0.1", None, public=False)   # port: VTM_WEB_PORT, 5173
-    serve(settings, address, on_ready=print)      # foreground, until SIGINT/SIGTERM/SIGHUP
+    serve(settings, address, web_gateway.serve, on_ready=print)   # foreground, until a signal
     start_detached(settings, address)             # -> (WebStatus, started): outlives the shell
     status(settings); stop(settings)              # stop only ever signals vtm's own server
 
 The pages are viewers like the TUI: runs they launch are detached supervisors and outlive the
 page, the server and the SSH session. There is no login, so the address is the gate: loopback
 unless `public`; see address.py for the checks on every request. Importing this package loads
-neither textual nor textual-serve (gateway.py imports textual-serve when it serves).
+neither textual nor textual-serve: the gateway that serves is the CLI's (vtm_tui.commands.web_gateway),
+handed to `serve` by its caller.
 """
 from __future__ import annotations
 

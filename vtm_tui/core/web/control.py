@@ -116,14 +116,15 @@ def _refuse_second(ours: dict) -> WebServerRunning:
                             "stop it first with `vtm web stop`")
 
 
-def serve(settings: Settings, address: BindAddress, *, command: list[str] | None = None,
-          on_ready: Callable[[WebStatus], None] | None = None) -> None:
+def serve(settings: Settings, address: BindAddress, gateway: Callable[..., None], *,
+          command: list[str] | None = None, on_ready: Callable[[WebStatus], None] | None = None) -> None:
     """Serve the app in this process until SIGINT/SIGTERM/SIGHUP, recorded as vtm's server.
+
+    gateway(address, command, on_bound=...) serves and blocks: the CLI's textual-serve gateway
+    (vtm_tui.commands.web_gateway.serve), handed in so that core never imports textual or textual-serve.
 
     on_ready(status) runs once the port is bound and recorded. Raises WebServerRunning when vtm's
     server already runs, WebPortInUse when another program holds the port (both exit 2)."""
-    from vtm_tui.core.web import gateway
-
     me = os.getpid()
     with _locked(settings) as lock:
         ours = _ours(settings)
@@ -141,7 +142,7 @@ def serve(settings: Settings, address: BindAddress, *, command: list[str] | None
                 on_ready(status(settings))
 
         try:
-            gateway.serve(address, command, on_bound=bound)
+            gateway(address, command, on_bound=bound)
         finally:
             record = _read_record(settings)
             if record and record["pid"] == me:
