@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
 import threading
@@ -186,10 +185,7 @@ def _dispatch(args, settings: Settings, registry, cancel) -> int:
 
             request = request_from_args(args, settings, task_type=args.task)
             if args.convert_standard or is_mlflow_uri(args.file):
-                block = _model_block(settings, args.model, quiet=args.json)
-                request = request.merged(block)
-                if block is not None and not args.arch and block.architecture:  # its path is the catalog's
-                    request = dataclasses.replace(request, base_dir=block.base_dir)
+                request = request.merged(_model_block(settings, args.model, quiet=args.json))
             if is_mlflow_uri(args.file):
                 result = publish_logged_model(
                     registry, settings, args.file, args.model, args.stage, request=request, version=args.version,

@@ -200,7 +200,8 @@ class ConvertRequest:
 
     def merged(self, defaults: "ConvertRequest | None") -> "ConvertRequest":
         """This request with its unset fields (None, empty) taken from `defaults` (a catalog
-        task's model block); allow_pickle and base_dir stay this request's unless unset;
+        task's model block); allow_pickle stays this request's unless unset; base_dir is the one of
+        whichever request the architecture comes from (a block's file is relative to its catalog);
         trust_torchscript is only ever this request's."""
         if defaults is None:
             return self
@@ -209,6 +210,8 @@ class ConvertRequest:
             mine = getattr(self, f.name)
             values[f.name] = mine if mine not in (None, {}, []) else getattr(defaults, f.name)
         values["allow_pickle"] = self.allow_pickle or defaults.allow_pickle
+        if not self.architecture and defaults.architecture:
+            values["base_dir"] = defaults.base_dir or self.base_dir
         values["trust_torchscript"] = self.trust_torchscript
         return ConvertRequest(**values)
 
